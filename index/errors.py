@@ -1,0 +1,29 @@
+"""Domain errors, translated to CLI messages and HTTP responses at the edges."""
+
+
+class QAError(Exception):
+    """Base class for errors a user can act on; the message says what is wrong."""
+
+
+class IndexNotFoundError(QAError):
+    """No published index version exists at the given location."""
+
+
+class IndexCorruptError(QAError):
+    """A file of an index version is missing, truncated or altered."""
+
+
+class IndexMismatchError(QAError):
+    """The index was built with settings the caller cannot use (format, model, dimension)."""
+
+
+class IngestError(QAError):
+    """Ingest cannot go on (no articles, another ingest running, bad settings)."""
+
+
+class ModelLoadError(QAError):
+    """The embedding model could not be loaded."""
+
+
+class InvalidQueryError(QAError):
+    """A search request is malformed (empty question, unknown filter value, bad top_k)."""

@@ -1,0 +1,43 @@
+"""Pick the sentence of a passage that best matches the question (lexical, so it costs no model call)."""
+
+from __future__ import annotations
+
+import re
+
+from index.lexical import analyse
+from index.records import Highlight
+
+# A sentence ends at . ! ? (plus closing quotes/brackets) followed by space, or at a line break.
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"”’)\]]*\s+|\n\s*")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-blank sentence, trimmed of surrounding whitespace."""
+    spans = []
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        spans.append((start, match.start() + len(match.group(0).rstrip())))
+        start = match.end()
+    spans.append((start, len(text)))
+    trimmed = []
+    for begin, end in spans:
+        piece = text[begin:end]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            trimmed.append((begin + lead, begin + len(piece.rstrip())))
+    return trimmed
+
+
+def best_sentence(text: str, query_terms: set[str]) -> Highlight:
+    """The sentence with the densest overlap with the question's terms (first one on ties)."""
+    spans = sentence_spans(text) or [(0, len(text))]
+    if not query_terms:
+        return Highlight(*spans[0])
+    best, best_score = spans[0], -1.0
+    for span in spans:
+        terms = analyse([text[span[0] : span[1]]])[0]
+        matched = len(query_terms.intersection(terms))
+        score = matched / (len(terms) ** 0.5) if terms else 0.0
+        if score > best_score:
+            best, best_score = span, score
+    return Highlight(*best)

@@ -1,0 +1,106 @@
+"""Small dataclasses stored in an index version and passed between stages."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+BODY = "body"
+COMMENT = "comment"
+SECTIONS = (BODY, COMMENT)
+
+
+@dataclass(frozen=True)
+class ArticleRecord:
+    """One article as stored: its full text (what chunk offsets point into) and metadata."""
+
+    id: str
+    text: str
+    content_hash: str
+    title: str | None = None
+    author: str | None = None
+    date: str | None = None
+    url: str | None = None
+    source: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ArticleRecord:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of one article: `text == article.text[start:end]`."""
+
+    id: str
+    article_id: str
+    text: str
+    start: int
+    end: int
+    section: str
+    speaker: str | None
+    text_hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Chunk:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """The best sentence of a passage, as offsets into the passage text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A search result: a chunk with its citation fields and scores."""
+
+    rank: int
+    score: float
+    dense_score: float
+    chunk: Chunk
+    article: ArticleRecord
+    highlight: Highlight
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A short extractive answer taken from one cited passage."""
+
+    text: str
+    speaker: str | None
+    citation: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    question: str
+    passages: list[Passage]
+    abstained: bool
+    answer: Answer | None
+    index_version: str
+    took_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Optional restrictions on which chunks may be returned; empty means no restriction."""
+
+    article_ids: frozenset[str] = field(default_factory=frozenset)
+    speakers: frozenset[str] = field(default_factory=frozenset)
+    sections: frozenset[str] = field(default_factory=frozenset)
+    date_from: str | None = None
+    date_to: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.article_ids or self.speakers or self.sections or self.date_from or self.date_to)

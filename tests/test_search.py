@@ -1,0 +1,79 @@
+"""Hybrid search on the sample corpus: cited passages, filters, highlight, abstention."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.errors import InvalidQueryError
+from index.evaluate import normalise
+from index.records import Filters
+from index.search import Searcher
+
+
+def test_means_testing_question_cites_simon_duffy_first(searcher: Searcher) -> None:
+    result = searcher.search("who argues against means-testing?")
+    top = result.passages[0]
+    assert not result.abstained
+    assert top.chunk.article_id == "000_b56ffdfc634a8662"
+    assert "no moral case for social care means-testing" in top.chunk.text
+    assert (top.chunk.speaker, top.article.author, top.chunk.section) == ("Simon Duffy", "Simon Duffy", "body")
+    assert result.answer is not None and result.answer.speaker == "Simon Duffy"
+    assert result.index_version == searcher.version
+
+
+def test_highlight_is_a_sentence_of_the_passage(searcher: Searcher) -> None:
+    result = searcher.search("Which countries have co-operatives running hospitals?")
+    top = result.passages[0]
+    sentence = top.chunk.text[top.highlight.start : top.highlight.end]
+    assert "Japan and Spain" in sentence
+    assert len(sentence) < len(top.chunk.text)
+    assert top.chunk.speaker == "Ed Mayo"
+
+
+def test_out_of_scope_question_abstains(searcher: Searcher) -> None:
+    result = searcher.search("How do I bake sourdough bread?")
+    assert result.abstained and result.passages == [] and result.answer is None
+
+
+def test_comment_speaker_is_cited(searcher: Searcher) -> None:
+    result = searcher.search("Who thinks food and energy security are federal concerns?")
+    top = result.passages[0]
+    assert (top.chunk.section, top.chunk.speaker) == ("comment", "Stephen Gwynne")
+
+
+def test_filters_restrict_article_speaker_and_section(searcher: Searcher) -> None:
+    by_article = searcher.search("NHS reform", filters=Filters(article_ids=frozenset({"003_34ccfc135a31d0e8"})))
+    assert by_article.passages and {p.chunk.article_id for p in by_article.passages} == {"003_34ccfc135a31d0e8"}
+    by_speaker = searcher.search("council budgets", filters=Filters(speakers=frozenset({"richard grimes"})))
+    assert by_speaker.passages and {p.chunk.speaker for p in by_speaker.passages} == {"Richard Grimes"}
+    comments = searcher.search("money for public services", filters=Filters(sections=frozenset({"comment"})))
+    assert comments.passages and {p.chunk.section for p in comments.passages} == {"comment"}
+
+
+def test_unknown_article_filter_finds_nothing(searcher: Searcher) -> None:
+    result = searcher.search("NHS", filters=Filters(article_ids=frozenset({"no-such-article"})))
+    assert result.abstained and result.passages == []
+
+
+def test_per_article_cap(searcher: Searcher) -> None:
+    result = searcher.search("NHS health and social care", top_k=10)
+    per_article: dict[str, int] = {}
+    for passage in result.passages:
+        per_article[passage.chunk.article_id] = per_article.get(passage.chunk.article_id, 0) + 1
+    assert max(per_article.values()) <= searcher.settings.per_article_cap
+    assert len(per_article) >= 4
+
+
+def test_bad_queries_are_refused(searcher: Searcher) -> None:
+    with pytest.raises(InvalidQueryError, match="empty"):
+        searcher.search("   ")
+    with pytest.raises(InvalidQueryError, match="top_k"):
+        searcher.search("NHS", top_k=-1)
+    with pytest.raises(InvalidQueryError, match="unknown section"):
+        searcher.search("NHS", filters=Filters(sections=frozenset({"sidebar"})))
+
+
+def test_single_retrievers_are_available(searcher: Searcher) -> None:
+    for mode in ("dense", "lexical"):
+        result = searcher.search("What is the Right to Provide scheme?", mode=mode)
+        assert any("right to provide" in normalise(p.chunk.text) for p in result.passages[:3])
