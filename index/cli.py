@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -32,7 +33,8 @@ def _open(args: argparse.Namespace) -> Searcher:
     return Searcher(index, Encoder(settings.model), settings)
 
 
-def _run(prog: str, body) -> int:
+def run_cli(prog: str, body: Callable[[], int]) -> int:
+    """Run a command's body, turning user errors into one-line messages and exit codes."""
     try:
         return body()
     except ValidationError as exc:
@@ -41,6 +43,9 @@ def _run(prog: str, body) -> int:
     except QAError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; any index on disk is unchanged", file=sys.stderr)
+        return 130
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -66,7 +71,7 @@ def eval_main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row))
         return 0
 
-    return _run("qa-eval", body)
+    return run_cli("qa-eval", body)
 
 
 def ask_main(argv: list[str] | None = None) -> int:
@@ -81,7 +86,7 @@ def ask_main(argv: list[str] | None = None) -> int:
         print(json.dumps(result_json(result), ensure_ascii=False) if args.json else format_result(result))
         return 0
 
-    return _run("qa-ask", body)
+    return run_cli("qa-ask", body)
 
 
 def result_json(result: SearchResult) -> dict:

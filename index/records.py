@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 BODY = "body"
 COMMENT = "comment"
@@ -23,13 +22,6 @@ class ArticleRecord:
     url: str | None = None
     source: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ArticleRecord:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
 class Chunk:
@@ -43,13 +35,6 @@ class Chunk:
     section: str
     speaker: str | None
     text_hash: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Chunk:
-        return cls(**data)
 
 
 @dataclass(frozen=True)

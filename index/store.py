@@ -55,10 +55,6 @@ class Manifest:
     created: str = ""
     build: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Manifest:
-        return cls(**data)
-
 
 @dataclass
 class IndexVersion:
@@ -128,7 +124,7 @@ def read_manifest(version_dir: Path) -> Manifest:
             "rebuild the index with qa-ingest"
         )
     try:
-        return Manifest.from_json(data)
+        return Manifest(**data)
     except TypeError as exc:
         raise IndexCorruptError(f"{path} has unexpected fields: {exc}") from exc
 
@@ -159,8 +155,8 @@ def load_version_dir(version_dir: Path, expected_model: str | None = None) -> In
         )
     _verify_files(version_dir, manifest)
     try:
-        articles = [ArticleRecord.from_json(r) for r in _read_jsonl(version_dir / "articles.jsonl")]
-        chunks = [Chunk.from_json(r) for r in _read_jsonl(version_dir / "chunks.jsonl")]
+        articles = [ArticleRecord(**r) for r in _read_jsonl(version_dir / "articles.jsonl")]
+        chunks = [Chunk(**r) for r in _read_jsonl(version_dir / "chunks.jsonl")]
         vectors = np.load(version_dir / "vectors.npy", allow_pickle=False)
         dense = DenseIndex.load(version_dir / "dense.faiss")
         lexical = LexicalIndex.load(version_dir / "bm25")
@@ -276,8 +272,8 @@ def _write_version(
     chunking: dict[str, Any],
 ) -> Manifest:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    _write_jsonl(directory / "articles.jsonl", [a.to_json() for a in articles])
-    _write_jsonl(directory / "chunks.jsonl", [c.to_json() for c in chunks])
+    _write_jsonl(directory / "articles.jsonl", [asdict(a) for a in articles])
+    _write_jsonl(directory / "chunks.jsonl", [asdict(c) for c in chunks])
     np.save(directory / "vectors.npy", vectors, allow_pickle=False)
     DenseIndex.build(vectors).save(directory / "dense.faiss")
     LexicalIndex.build([lexical_text(c) for c in chunks]).save(directory / "bm25")

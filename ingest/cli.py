@@ -8,9 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from index.errors import QAError
+from index.cli import run_cli
 from index.settings import Settings
 from ingest.pipeline import IngestReport, run_ingest
 
@@ -33,24 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     logging.getLogger("ingest").setLevel(logging.INFO)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
     overrides = {"index_dir": args.index, "model": args.model}
-    try:
+
+    def body() -> int:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
         report = run_ingest(args.articles_dir, settings, progress=False if args.quiet else None)
-    except ValidationError as exc:
-        print(f"qa-ingest: error: invalid settings: {exc}", file=sys.stderr)
-        return 2
-    except QAError as exc:
-        print(f"qa-ingest: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("qa-ingest: interrupted; the previous index version is still served", file=sys.stderr)
-        return 130
-    if args.json:
-        print(json.dumps(report.to_json()))
-    else:
-        print(_summary(report))
-    return 0
+        print(json.dumps(report.to_json()) if args.json else _summary(report))
+        return 0
+
+    return run_cli("qa-ingest", body)
 
 
 def _summary(report: IngestReport) -> str:
