@@ -9,7 +9,7 @@ from collections import defaultdict
 import numpy as np
 
 from index.encoder import Encoder
-from index.errors import InvalidQueryError
+from index.errors import IndexMismatchError, InvalidQueryError
 from index.highlight import best_sentence
 from index.lexical import analyse
 from index.records import SECTIONS, Answer, Filters, Passage, SearchResult
@@ -22,7 +22,7 @@ class Searcher:
 
     def __init__(self, index: IndexVersion, encoder: Encoder, settings: Settings) -> None:
         if index.manifest.model != encoder.model_name:
-            raise InvalidQueryError(
+            raise IndexMismatchError(
                 f"index built with {index.manifest.model!r}, encoder is {encoder.model_name!r}"
             )
         self.index = index
