@@ -51,7 +51,7 @@ class Searcher:
         question = question.strip()
         if not question:
             raise InvalidQueryError("question is empty")
-        top_k = top_k or self.settings.top_k
+        top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 1:
             raise InvalidQueryError(f"top_k must be at least 1, got {top_k}")
         mode = mode or self.settings.search_mode
