@@ -1,4 +1,7 @@
-"""`qa-eval QUESTIONS.jsonl --index DIR [--json]` and `qa-ask QUESTION --index DIR [--json]`."""
+"""`qa-eval QUESTIONS.jsonl --index DIR [--json]` and `qa-ask QUESTION --index DIR [--json]`.
+
+The questions file may also hold conversations (rows with "turns"); their follow-ups are
+scored with the earlier turns as history (`followup_*` figures)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pydantic import ValidationError
 
 from index.encoder import Encoder
 from index.errors import QAError
-from index.evaluate import evaluate, read_questions
+from index.evaluate import evaluate, evaluate_conversations, read_eval_set
 from index.records import SearchResult
 from index.search import Searcher
 from index.settings import Settings
@@ -50,7 +53,11 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
 
 def eval_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qa-eval", description="Score retrieval on a questions file.")
-    parser.add_argument("questions", type=Path, help="JSONL: question, article, must_contain, speaker?, out_of_scope?")
+    parser.add_argument(
+        "questions", type=Path,
+        help="JSONL: question, article, must_contain, speaker?, out_of_scope?; "
+        'or a conversation {"turns": [such rows]}',
+    )
     parser.add_argument("--details", action="store_true", help="also list every question's outcome")
     _common(parser)
     args = parser.parse_args(argv)
@@ -58,14 +65,23 @@ def eval_main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if not args.questions.is_file():
             raise QAError(f"questions file {args.questions} does not exist")
-        questions = read_questions(args.questions)
-        scores = evaluate(_open(args), questions, mode=args.mode)
-        details = scores.pop("details")
+        eval_set = read_eval_set(args.questions)
+        searcher = _open(args)
+        scores: dict = {}
+        details: list[dict] = []
+        if eval_set.questions:
+            scores = evaluate(searcher, eval_set.questions, mode=args.mode)
+            details += scores.pop("details")
+        if eval_set.conversations:
+            followups = evaluate_conversations(searcher, eval_set.conversations, mode=args.mode)
+            details += followups.pop("details")
+            scores |= followups
         if args.json:
             print(json.dumps(scores | ({"details": details} if args.details else {})))
             return 0
+        width = max(len(key) for key in scores)
         for key, value in scores.items():
-            print(f"{key:20} {value}")
+            print(f"{key:{width}} {value}")
         if args.details:
             for row in details:
                 print(json.dumps(row))

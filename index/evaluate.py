@@ -1,13 +1,20 @@
-"""Score retrieval on a questions file (the format of shared/eval/questions.jsonl).
+"""Score retrieval on a questions file (the format of shared/eval/questions.jsonl and
+shared/eval/conversations.jsonl).
 
 A hit is a passage from the expected article whose text contains `must_contain`, with quotes
 and whitespace normalised. Speaker accuracy looks at the first hit in the top 3.
+
+A row with "turns" is a conversation: its turns are questions in the same format, and every
+turn after the first (a follow-up) is searched with the earlier turns' questions as history,
+as the service does. Follow-ups are scored like questions, and once more without history, to
+show what the history contributes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,28 +40,63 @@ class EvalQuestion:
     out_of_scope: bool
 
 
-def read_questions(path: Path) -> list[EvalQuestion]:
-    questions = []
+@dataclass(frozen=True)
+class EvalConversation:
+    """Questions asked one after another; every turn after the first is a follow-up."""
+
+    turns: list[EvalQuestion]
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One evaluation file's rows: single questions and conversations (either may be empty)."""
+
+    questions: list[EvalQuestion]
+    conversations: list[EvalConversation]
+
+
+def _question(row: dict[str, Any]) -> EvalQuestion:
+    return EvalQuestion(
+        question=row["question"],
+        article=row.get("article"),
+        must_contain=row.get("must_contain"),
+        speaker=row.get("speaker"),
+        out_of_scope=bool(row.get("out_of_scope", False)),
+    )
+
+
+def read_eval_set(path: Path) -> EvalSet:
+    """Questions and conversations from a JSONL file; a bad row is an error naming its line."""
+    questions: list[EvalQuestion] = []
+    conversations: list[EvalConversation] = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                questions.append(
-                    EvalQuestion(
-                        question=row["question"],
-                        article=row.get("article"),
-                        must_contain=row.get("must_contain"),
-                        speaker=row.get("speaker"),
-                        out_of_scope=bool(row.get("out_of_scope", False)),
-                    )
-                )
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise QAError(f"{path}:{number}: not a question record ({exc})") from exc
-    if not questions:
+                if "turns" in row:
+                    turns = [_question(turn) for turn in row["turns"]]
+                    if len(turns) < 2:
+                        raise ValueError("a conversation needs at least two turns")
+                    conversations.append(EvalConversation(turns=turns))
+                else:
+                    questions.append(_question(row))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise QAError(
+                    f"{path}:{number}: not a question or conversation record ({exc})"
+                ) from exc
+    if not questions and not conversations:
         raise QAError(f"{path} holds no questions")
-    return questions
+    return EvalSet(questions=questions, conversations=conversations)
+
+
+def read_questions(path: Path) -> list[EvalQuestion]:
+    """The single questions of a file (conversations are refused: use `read_eval_set`)."""
+    eval_set = read_eval_set(path)
+    if eval_set.conversations:
+        raise QAError(f"{path} holds conversations; read it with read_eval_set")
+    return eval_set.questions
 
 
 def hit_rank(question: EvalQuestion, result: SearchResult) -> int | None:
@@ -66,16 +108,14 @@ def hit_rank(question: EvalQuestion, result: SearchResult) -> int | None:
     return None
 
 
-def evaluate(
-    searcher: Searcher, questions: list[EvalQuestion], mode: SearchMode | None = None
-) -> dict[str, Any]:
-    answerable = [q for q in questions if not q.out_of_scope]
+def _score(outcomes: Sequence[tuple[EvalQuestion, SearchResult]]) -> dict[str, Any]:
+    """hit@1, hit@3, MRR@10, speaker and abstention accuracy of searched questions."""
+    answerable = [q for q, _ in outcomes if not q.out_of_scope]
     hits1 = hits3 = 0
     reciprocal = 0.0
     speaker_total = speaker_ok = abstain_ok = 0
     details = []
-    for question in questions:
-        result = searcher.search(question.question, top_k=10, mode=mode)
+    for question, result in outcomes:
         rank = None if question.out_of_scope else hit_rank(question, result)
         abstain_ok += result.abstained == question.out_of_scope
         if rank is not None:
@@ -98,7 +138,39 @@ def evaluate(
         "hit_at_3": round(hits3 / n, 4),
         "mrr_at_10": round(reciprocal / n, 4),
         "speaker_accuracy": round(speaker_ok / speaker_total, 4) if speaker_total else None,
-        "abstention_accuracy": round(abstain_ok / len(questions), 4),
-        "questions": len(questions),
+        "abstention_accuracy": round(abstain_ok / len(outcomes), 4) if outcomes else None,
+        "questions": len(outcomes),
         "details": details,
     }
+
+
+def evaluate(
+    searcher: Searcher, questions: list[EvalQuestion], mode: SearchMode | None = None
+) -> dict[str, Any]:
+    outcomes = [(q, searcher.search(q.question, top_k=10, mode=mode)) for q in questions]
+    return _score(outcomes)
+
+
+def evaluate_conversations(
+    searcher: Searcher, conversations: list[EvalConversation], mode: SearchMode | None = None
+) -> dict[str, Any]:
+    """Follow-up scores, keys prefixed "followup_"; details list each follow-up with its history.
+
+    `followup_hit_at_3_without_history` searches the same follow-ups alone: the gap to
+    `followup_hit_at_3` is what resolving the conversation adds."""
+    with_history: list[tuple[EvalQuestion, SearchResult]] = []
+    alone: list[tuple[EvalQuestion, SearchResult]] = []
+    histories: list[list[str]] = []
+    for conversation in conversations:
+        asked = [turn.question for turn in conversation.turns]
+        for position, turn in enumerate(conversation.turns[1:], start=1):
+            history = asked[:position]
+            with_history.append(
+                (turn, searcher.search(turn.question, top_k=10, mode=mode, history=history))
+            )
+            alone.append((turn, searcher.search(turn.question, top_k=10, mode=mode)))
+            histories.append(history)
+    scores = _score(with_history)
+    details = [row | {"history": history} for row, history in zip(scores.pop("details"), histories)]
+    scores["hit_at_3_without_history"] = _score(alone)["hit_at_3"]
+    return {f"followup_{key}": value for key, value in scores.items()} | {"details": details}

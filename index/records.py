@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 BODY = "body"
 COMMENT = "comment"
 SECTIONS = (BODY, COMMENT)
+# Article ids double as file names: no '/', no leading dot, nothing outside this set.
+ARTICLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 
 
 @dataclass(frozen=True)

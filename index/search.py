@@ -1,10 +1,17 @@
 """Hybrid search: FAISS and BM25 candidates fused by a weighted score, filtered, capped per
-article, each passage given its best sentence; abstains when nothing is close enough."""
+article, each passage given its best sentence; abstains when nothing is close enough.
+
+Follow-up questions ("Does he trust councils?") are resolved against the conversation's
+earlier questions; see `Searcher.search` and `refers_back`."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -15,6 +22,57 @@ from index.lexical import analyse
 from index.records import SECTIONS, Answer, Filters, Passage, SearchResult
 from index.settings import SearchMode, Settings
 from index.store import IndexVersion
+
+# History: more turns than this is refused (the service sends at most 20); only the last few
+# are re-run, since a back-reference points at what was just discussed.
+MAX_HISTORY_TURNS = 20
+HISTORY_TURNS_USED = 3
+# Score bonus (fused scores lie in [0, 1]) for passages of the article / speaker a follow-up
+# refers back to: large enough to lift the referent's best passages over unrelated ones that
+# match the follow-up's words slightly better, small enough that a false back-reference
+# ("is it true that ...") only reorders and never hides a much better passage elsewhere.
+ARTICLE_BONUS = 0.2
+SPEAKER_BONUS = 0.2
+
+Reference = Literal["person", "author", "thing"]
+
+# Third-person pronouns, or "this commenter", point at who answered the previous question.
+_PERSON_REFERENCE = re.compile(
+    r"\b(he|she|him|his|her|hers|himself|herself|they|them|their|theirs|themselves)\b"
+    r"|\b(the|this|that)\s+(same\s+)?(person|commenter|commentator|speaker|man|woman)\b",
+    re.IGNORECASE,
+)
+# "the author" is the writer of the article the previous answer came from.
+_AUTHOR_REFERENCE = re.compile(r"\b(the|this|that)\s+(author|writer)\b", re.IGNORECASE)
+# "it", "this?"/"that?" on their own, "what else", or a determiner with a noun for an
+# article or its subject ("the plan", "this proposal") point at the previous answer's article.
+_THING_REFERENCE = re.compile(
+    r"\b(it|its|else)\b"
+    r"|\b(this|that|these|those)\s*([?.!,;]|$)"
+    r"|\b(the|this|that|these|those|such)\s+(article|piece|post|blog|essay|report|briefing|"
+    r"plan|proposal|policy|scheme|idea|argument|point|claim|view|story|comment)s?\b",
+    re.IGNORECASE,
+)
+
+
+def refers_back(question: str) -> Reference | None:
+    """What a question points back at, if anything: a person (he, she, they...), the author
+    of the article (the author, the writer), or the article or its subject (it, this plan)."""
+    if _AUTHOR_REFERENCE.search(question):
+        return "author"
+    if _PERSON_REFERENCE.search(question):
+        return "person"
+    if _THING_REFERENCE.search(question):
+        return "thing"
+    return None
+
+
+@dataclass(frozen=True)
+class ConversationContext:
+    """What the conversation was last about: the article and speaker of the latest answer."""
+
+    article_id: str
+    speaker: str | None
 
 
 class Searcher:
@@ -46,7 +104,20 @@ class Searcher:
         top_k: int | None = None,
         filters: Filters | None = None,
         mode: SearchMode | None = None,
+        history: Sequence[str] | None = None,
     ) -> SearchResult:
+        """The best `top_k` passages for `question`, or an abstention.
+
+        `history` is the conversation's earlier user questions, oldest first. It only matters
+        when `question` refers back (`refers_back`): then the last few earlier questions are
+        searched again, in order, each one resolved against those before it, and the
+        article and speaker of the latest answer get a score bonus (plus their own
+        candidates, so a large index cannot crowd them out). A bonus rather than a filter,
+        because a pronoun can be misread ("they" may mean the countries just named) and a
+        filter would then return nothing useful. The previous question's words are not
+        added to the query: on the evaluation conversations they pulled the follow-up
+        towards the passage that answered the first question instead of the new one.
+        Stateless: the same history and index always resolve the same way."""
         started = time.perf_counter()
         question = question.strip()
         if not question:
@@ -54,11 +125,14 @@ class Searcher:
         top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 1:
             raise InvalidQueryError(f"top_k must be at least 1, got {top_k}")
+        earlier = _checked_history(history)
         mode = mode or self.settings.search_mode
         mask = self._mask(filters or Filters())
 
-        query_vector = self.encoder.encode_query(question)
-        ranked = self._rank(question, query_vector, mask, mode)
+        context = None
+        if earlier and refers_back(question) is not None:
+            context = self._resolve(earlier[-HISTORY_TURNS_USED:], mask, mode)
+        ranked, query_vector = self._rank_turn(question, context, mask, mode)
         chosen = self._cap_per_article(ranked, top_k)
         rows = [row for row, _ in chosen]
 
@@ -89,6 +163,56 @@ class Searcher:
             took_ms=round((time.perf_counter() - started) * 1000, 2),
         )
 
+    def _resolve(
+        self, earlier: list[str], mask: np.ndarray | None, mode: SearchMode
+    ) -> ConversationContext | None:
+        """The context the latest of `earlier` leaves: each question is searched as `search`
+        would (a follow-up resolved against the ones before it) and its best passage gives
+        the article and speaker. A question `search` would abstain on leaves the context as
+        it was; a follow-up about a person whose best passage names nobody keeps that person."""
+        context: ConversationContext | None = None
+        for question in earlier:
+            ranked, query_vector = self._rank_turn(question, context, mask, mode)
+            shown = [row for row, _ in self._cap_per_article(ranked, self.settings.top_k)]
+            closest = float(np.max(self.index.vectors[shown] @ query_vector)) if shown else 0.0
+            if closest < self.settings.abstain_below:
+                continue  # nothing was answered, so there is nothing to refer back to
+            best = self.index.chunks[shown[0]]
+            speaker = best.speaker
+            if speaker is None and context is not None and refers_back(question) == "person":
+                speaker = context.speaker
+            context = ConversationContext(article_id=best.article_id, speaker=speaker)
+        return context
+
+    def _rank_turn(
+        self,
+        question: str,
+        context: ConversationContext | None,
+        mask: np.ndarray | None,
+        mode: SearchMode,
+    ) -> tuple[list[tuple[int, float]], np.ndarray]:
+        """Ranked rows for one turn, and the question's own vector (abstention is judged on
+        it). With a context and a back-reference, the context's passages get a bonus."""
+        query_vector = self.encoder.encode_query(question)
+        reference = refers_back(question) if context is not None else None
+        bonus = None
+        if context is not None and reference is not None:
+            bonus = self._context_bonus(context, reference)
+        return self._rank(question, query_vector, mask, mode, bonus), query_vector
+
+    def _context_bonus(self, context: ConversationContext, reference: Reference) -> np.ndarray:
+        """Per-row score bonus: the context's article, and the person referred to (the last
+        answer's speaker for a pronoun, the article's author for "the author")."""
+        bonus = np.where(self._article_ids == context.article_id, ARTICLE_BONUS, 0.0)
+        person = {
+            "person": context.speaker,
+            "author": self.index.articles[context.article_id].author,
+            "thing": None,
+        }[reference]
+        if person:
+            bonus += np.where(self._speakers == person.casefold(), SPEAKER_BONUS, 0.0)
+        return bonus.astype(np.float32)
+
     def _mask(self, filters: Filters) -> np.ndarray | None:
         if filters.empty:
             return None
@@ -111,25 +235,39 @@ class Searcher:
         return mask
 
     def _rank(
-        self, question: str, query_vector: np.ndarray, mask: np.ndarray | None, mode: SearchMode
+        self,
+        question: str,
+        query_vector: np.ndarray,
+        mask: np.ndarray | None,
+        mode: SearchMode,
+        bonus: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:
         """(row, score in [0, 1]) best first.
 
         Hybrid: the union of both retrievers' candidates, scored by a convex combination of
         min-max normalised cosine and max-normalised BM25 (it beat reciprocal rank fusion on
         our evaluation: RRF lets a passage ranked 25th by one retriever count nearly as much
-        as the 1st)."""
+        as the 1st). `bonus` (a follow-up's context) adds the favoured rows' own best
+        candidates and is added to their scores, rescaled to stay in [0, 1]."""
         n = self.settings.candidates
+        favoured = None
+        if bonus is not None:
+            favoured = bonus > 0 if mask is None else (bonus > 0) & mask
         candidates = []
         if mode in ("hybrid", "dense"):
             allowed = None if mask is None else np.flatnonzero(mask)
             candidates.append(self.index.dense.search(query_vector, n, allowed)[0])
+            if favoured is not None:
+                favoured_rows = np.flatnonzero(favoured)
+                candidates.append(self.index.dense.search(query_vector, n, favoured_rows)[0])
         lexical = None
         if mode in ("hybrid", "lexical"):
             lexical = self.index.lexical.scores(
                 question, None if mask is None else mask.astype(np.float32)
             )
             candidates.append(_top_positive(lexical, n))
+            if favoured is not None:
+                candidates.append(_top_positive(np.where(favoured, lexical, 0.0), n))
         rows = np.unique(np.concatenate(candidates)).astype(np.int64)
         if len(rows) == 0:
             return []
@@ -144,6 +282,8 @@ class Searcher:
             top = float(bm25.max())
             if top > 0:
                 scores += (1 - weight) * bm25 / top
+        if bonus is not None:
+            scores = (scores + bonus[rows]) / (1.0 + float(bonus.max()))
         order = np.argsort(-scores, kind="stable")
         return [(int(rows[i]), float(scores[i])) for i in order]
 
@@ -160,6 +300,28 @@ class Searcher:
                 if len(chosen) == top_k:
                     break
         return chosen
+
+
+def _checked_history(history: Sequence[str] | None) -> list[str]:
+    """The earlier questions, stripped; refuses what cannot be a list of questions."""
+    if history is None:
+        return []
+    if isinstance(history, str):
+        raise InvalidQueryError("history must be a list of earlier questions, not one string")
+    if len(history) > MAX_HISTORY_TURNS:
+        raise InvalidQueryError(
+            f"history has {len(history)} questions; at most {MAX_HISTORY_TURNS} are accepted"
+        )
+    earlier = []
+    for position, question in enumerate(history):
+        if not isinstance(question, str):
+            raise InvalidQueryError(
+                f"history[{position}] is {type(question).__name__}, not a question string"
+            )
+        if not question.strip():
+            raise InvalidQueryError(f"history[{position}] is an empty question")
+        earlier.append(question.strip())
+    return earlier
 
 
 def _top_positive(scores: np.ndarray, n: int) -> np.ndarray:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -71,6 +73,11 @@ class IndexVersion:
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    @functools.cached_property
+    def chunk_counts(self) -> dict[str, int]:
+        """Chunks per article id."""
+        return dict(Counter(chunk.article_id for chunk in self.chunks))
 
 
 def _sha256(path: Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +60,11 @@ def embed_chunks(
     cache: VectorCache,
     batch_size: int = 256,
     progress: bool | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Vectors for `chunks` (in order) and how many texts had to be embedded."""
+    """Vectors for `chunks` (in order) and how many texts had to be embedded.
+
+    `on_batch(done, total)` is called after each embedded batch (the service's job progress)."""
     vectors = cache.get_many({c.text_hash for c in chunks})
     missing: dict[str, str] = {}
     for chunk in chunks:
@@ -78,6 +81,8 @@ def embed_chunks(
                 cache.put_many(fresh)
                 vectors.update(fresh)
                 bar.update(len(batch))
+                if on_batch:
+                    on_batch(min(i + batch_size, len(items)), len(items))
     matrix = np.zeros((len(chunks), encoder.dim), dtype=np.float32)
     for row, chunk in enumerate(chunks):
         matrix[row] = vectors[chunk.text_hash]

@@ -14,12 +14,12 @@ from typing import Any
 
 import yaml
 
-from index.records import ArticleRecord
+from index.records import ARTICLE_ID_PATTERN, ArticleRecord
 
 META_SUFFIX = ".meta.json"
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 METADATA_FIELDS = ("title", "author", "date", "url", "source")
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_ID_RE = re.compile(ARTICLE_ID_PATTERN)
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
 
 
@@ -46,7 +46,7 @@ def content_hash(text: str, metadata: dict[str, Any]) -> str:
 
 def make_article(article_id: str, text: str, metadata: dict[str, Any]) -> ArticleRecord:
     """Validate and normalise one article; raise ArticleFormatError with the reason."""
-    if not isinstance(article_id, str) or not _ID_RE.match(article_id):
+    if not isinstance(article_id, str) or not _ID_RE.fullmatch(article_id):
         raise ArticleFormatError(
             f"article id {article_id!r} is not valid: use letters, digits, '.', '_' or '-' "
             "(at most 200, not starting with a dot)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,11 @@ def run_ingest(
     settings: Settings,
     encoder: Encoder | None = None,
     progress: bool | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> IngestReport:
-    """Bring the index at `settings.index_dir` in line with `articles_dir`."""
+    """Bring the index at `settings.index_dir` in line with `articles_dir`.
+
+    `on_progress(stage, done, total)` reports "embedding" batches and "publishing"."""
     started = time.perf_counter()
     if not articles_dir.is_dir():
         raise IngestError(f"articles folder {articles_dir} does not exist or is not a folder")
@@ -107,7 +111,11 @@ def run_ingest(
         if encoder.model_name != settings.model:
             raise IngestError(f"encoder is {encoder.model_name!r} but settings say {settings.model!r}")
         _check_chunk_size(settings, encoder)
-        chunks, vectors, embedded = _build(loaded.articles, previous, report, settings, encoder, progress)
+        chunks, vectors, embedded = _build(
+            loaded.articles, previous, report, settings, encoder, progress, on_progress
+        )
+        if on_progress:
+            on_progress("publishing", 0, 1)
         manifest = store.publish(
             index_dir,
             articles=sorted(loaded.articles, key=lambda a: a.id),
@@ -172,6 +180,7 @@ def _build(
     settings: Settings,
     encoder: Encoder,
     progress: bool | None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[list[Chunk], np.ndarray, int]:
     """All chunks in article-id order with their vectors; only new text is embedded."""
     reuse = set(report.unchanged)
@@ -201,7 +210,13 @@ def _build(
 
     cache = VectorCache(settings.index_dir / "cache" / "vectors.sqlite", settings.model, encoder.dim)
     try:
-        new_vectors, embedded = embed_chunks(new_chunks, encoder, cache, progress=progress)
+        new_vectors, embedded = embed_chunks(
+            new_chunks,
+            encoder,
+            cache,
+            progress=progress,
+            on_batch=(lambda done, total: on_progress("embedding", done, total)) if on_progress else None,
+        )
     finally:
         cache.close()
     vectors = np.zeros((len(chunks), encoder.dim), dtype=np.float32)

@@ -1,0 +1,49 @@
+"""`qa-serve --index DIR --articles DIR --host H --port P`"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from index.cli import run_cli
+from index.store import current_version_name
+from qa_service.app import create_app
+from qa_service.settings import ServiceSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="qa-serve",
+        description="Serve the question-answering API and chat widget. Other settings come from "
+        "QA_* environment variables (QA_ADMIN_TOKEN, QA_CORS_ORIGINS, ...; see the README).",
+    )
+    parser.add_argument("--index", type=Path, help="index folder (default: $QA_INDEX_DIR or data/index)")
+    parser.add_argument("--articles", type=Path, help="articles folder for admin routes (default: $QA_ARTICLES_DIR or data/articles)")
+    parser.add_argument("--host", help="address to listen on (default: $QA_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: $QA_PORT or 8000)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    overrides = {"index_dir": args.index, "articles_dir": args.articles, "host": args.host, "port": args.port}
+
+    def body() -> int:
+        settings = ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})
+        if current_version_name(settings.index_dir) is None:
+            print(
+                f"qa-serve: warning: no index at {settings.index_dir} yet; /ask answers 503 until one is "
+                f"built (qa-ingest {settings.articles_dir} --index {settings.index_dir}, or POST /admin/reindex)",
+                file=sys.stderr,
+            )
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                    timeout_graceful_shutdown=30)
+        return 0
+
+    return run_cli("qa-serve", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

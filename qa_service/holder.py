@@ -1,0 +1,95 @@
+"""Holds the searcher for the index version being served and swaps it when a new one is published.
+
+A request takes the current searcher once, at its start, and uses it to the end, so requests in
+flight finish on the version they started with while new requests already see the new one. The
+swap is a single reference assignment; the old version is freed when its last request is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from index.encoder import Encoder
+from index.errors import IndexNotFoundError, QAError
+from index.search import Searcher
+from index.settings import Settings
+from index.store import current_version_name, load_index
+
+log = logging.getLogger("qa_service")
+
+
+class IndexHolder:
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: Encoder,
+        on_swap: Callable[[Searcher], None] | None = None,
+        on_load_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._encoder = encoder
+        self._on_swap = on_swap
+        self._on_load_error = on_load_error
+        self._searcher: Searcher | None = None
+        self._load_lock = threading.Lock()
+        self._failed_version: str | None = None
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def searcher(self) -> Searcher | None:
+        return self._searcher
+
+    def refresh(self) -> bool:
+        """Load the published version if it is not the one served. True when it swapped.
+
+        A version that fails to load (corrupt, wrong model) is reported once and the version
+        already served stays in service."""
+        with self._load_lock:
+            published = current_version_name(self._settings.index_dir)
+            served = self._searcher.version if self._searcher else None
+            if published is None or published in (served, self._failed_version):
+                if published is None and served is None:
+                    self.last_error = str(IndexNotFoundError(
+                        f"no index at {self._settings.index_dir}: build one with `qa-ingest "
+                        f"ARTICLES_DIR --index {self._settings.index_dir}` or POST /admin/reindex"
+                    ))
+                return False
+            try:
+                index = load_index(self._settings.index_dir, expected_model=self._encoder.model_name)
+                searcher = Searcher(index, self._encoder, self._settings)
+            except QAError as exc:
+                self._failed_version = published
+                self.last_error = f"index version {published} not loaded: {exc}"
+                log.error("%s; still serving %s", self.last_error, served or "nothing")
+                if self._on_load_error:
+                    self._on_load_error(published)
+                return False
+            self._searcher = searcher
+            self._failed_version = None
+            self.last_error = None
+            log.info("serving index version %s (%d chunks)", searcher.version, len(index.chunks))
+            if self._on_swap:
+                self._on_swap(searcher)
+            return True
+
+    def start_watching(self, interval_s: float) -> None:
+        """Poll the CURRENT pointer in a background thread (qa-ingest may publish beside us)."""
+
+        def watch() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.refresh()
+                except OSError as exc:  # the index folder may be briefly unreadable
+                    log.warning("checking for a new index version failed: %s", exc)
+
+        self._watcher = threading.Thread(target=watch, name="index-watcher", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)

@@ -1,0 +1,111 @@
+"""Background ingest jobs: one at a time, in a worker thread, with progress and result.
+
+The service never re-implements ingestion: a job is `ingest.pipeline.run_ingest` over the
+articles folder, so the API and `qa-ingest` build identical versions. A second `qa-ingest`
+running at the same moment is refused by the ingest lock, and the job reports that.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from index.encoder import Encoder
+from index.errors import QAError
+from index.settings import Settings
+from ingest.pipeline import IngestReport, run_ingest
+
+log = logging.getLogger("qa_service")
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+_KEEP_JOBS = 200  # finished jobs remembered for GET /admin/jobs/{id}
+
+
+@dataclass
+class Job:
+    id: str
+    reason: str
+    status: JobStatus = "queued"
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    stage: str | None = None
+    done: int = 0
+    total: int = 0
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class JobRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: Encoder,
+        on_finished: Callable[[Job, IngestReport | None], None],
+    ) -> None:
+        self._settings = settings
+        self._encoder = encoder
+        self._on_finished = on_finished
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-job")
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def submit(self, reason: str) -> Job:
+        job = Job(id=uuid.uuid4().hex[:16], reason=reason)
+        with self._lock:
+            self._jobs[job.id] = job
+            while len(self._jobs) > _KEEP_JOBS:
+                oldest = next(iter(self._jobs.values()))
+                if oldest.status in ("queued", "running"):
+                    break
+                self._jobs.popitem(last=False)
+        self._executor.submit(self._run, job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def running(self) -> int:
+        with self._lock:
+            return sum(job.status in ("queued", "running") for job in self._jobs.values())
+
+    def shutdown(self) -> None:
+        """Wait for the job in progress: a publish is either completed or never visible, but
+        waiting lets a started job finish its work instead of discarding it."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _progress(self, job: Job) -> Callable[[str, int, int], None]:
+        def update(stage: str, done: int, total: int) -> None:
+            job.stage, job.done, job.total = stage, done, total
+
+        return update
+
+    def _run(self, job: Job) -> None:
+        job.status, job.started, job.stage = "running", time.time(), "loading"
+        report = None
+        try:
+            report = run_ingest(
+                self._settings.articles_dir,
+                self._settings,
+                encoder=self._encoder,
+                progress=False,
+                on_progress=self._progress(job),
+            )
+            job.result = report.to_json()
+            job.status = "succeeded"
+        except QAError as exc:
+            job.error, job.status = str(exc), "failed"
+        except Exception as exc:  # a job must never take the worker down; report it instead
+            log.exception("ingest job %s failed", job.id)
+            job.error, job.status = f"{type(exc).__name__}: {exc}", "failed"
+        finally:
+            job.finished, job.stage = time.time(), None
+            self._on_finished(job, report)

@@ -1,0 +1,55 @@
+"""Prometheus metrics, in a registry owned by one app (several apps in one process, as in the
+tests, must not share counters)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from index.search import Searcher
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "qa_http_requests", "HTTP requests by route, method and status",
+            ["route", "method", "status"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "qa_http_request_seconds", "HTTP request latency by route", ["route", "method"],
+            buckets=(0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.index_info = Gauge(
+            "qa_index_info", "the index version served (value 1)", ["version"], registry=self.registry
+        )
+        self.index_chunks = Gauge("qa_index_chunks", "chunks in the served index", registry=self.registry)
+        self.index_articles = Gauge(
+            "qa_index_articles", "articles in the served index", registry=self.registry
+        )
+        self.index_swaps = Counter(
+            "qa_index_swaps", "index versions loaded into service", registry=self.registry
+        )
+        self.index_load_failures = Counter(
+            "qa_index_load_failures", "published versions that failed verification and were not served",
+            registry=self.registry,
+        )
+        self.ingest_jobs = Counter(
+            "qa_ingest_jobs", "finished ingest jobs by outcome", ["status"], registry=self.registry
+        )
+        self.ingest_jobs_pending = Gauge(
+            "qa_ingest_jobs_pending", "ingest jobs queued or running", registry=self.registry
+        )
+        self.abstentions = Counter("qa_abstentions", "questions answered by abstaining", registry=self.registry)
+
+    def served(self, searcher: Searcher) -> None:
+        self.index_info.clear()
+        self.index_info.labels(searcher.version).set(1)
+        self.index_chunks.set(len(searcher.index.chunks))
+        self.index_articles.set(len(searcher.index.articles))
+        self.index_swaps.inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

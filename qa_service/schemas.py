@@ -1,0 +1,174 @@
+"""Request and response models: the HTTP contract, as documented in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from index.records import ARTICLE_ID_PATTERN, Passage, SearchResult
+
+
+class Strict(BaseModel):
+    # An unknown field is a mistake the caller should hear about, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Turn(Strict):
+    role: Literal["user", "assistant"]
+    content: str = Field(..., max_length=10_000)
+
+
+class AskFilters(Strict):
+    article_ids: list[str] = Field(default_factory=list, max_length=100)
+    speakers: list[str] = Field(default_factory=list, max_length=100)
+    sections: list[Literal["body", "comment"]] = Field(default_factory=list)
+    date_from: str | None = Field(None, description="ISO date; articles on or after")
+    date_to: str | None = Field(None, description="ISO date; articles on or before")
+
+
+class AskRequest(Strict):
+    question: str = Field(..., description="the question, in plain words")
+    history: list[Turn] = Field(
+        default_factory=list,
+        description="earlier turns of the conversation, oldest first; user turns are used to "
+        "resolve follow-ups such as 'what else does he say?'",
+    )
+    top_k: int | None = Field(None, ge=1, le=20, description="passages to return (default 5)")
+    filters: AskFilters | None = None
+
+
+class HighlightOut(BaseModel):
+    start: int = Field(..., description="offset into the passage text")
+    end: int
+
+
+class PassageOut(BaseModel):
+    rank: int
+    score: float
+    article_id: str
+    title: str | None
+    author: str | None
+    url: str | None
+    section: Literal["body", "comment"]
+    speaker: str | None
+    text: str
+    start: int = Field(..., description="offset of the passage in the article text")
+    end: int
+    highlight: HighlightOut
+
+    @classmethod
+    def of(cls, passage: Passage) -> PassageOut:
+        chunk, article = passage.chunk, passage.article
+        return cls(
+            rank=passage.rank,
+            score=passage.score,
+            article_id=chunk.article_id,
+            title=article.title,
+            author=article.author,
+            url=article.url,
+            section=chunk.section,  # type: ignore[arg-type]
+            speaker=chunk.speaker,
+            text=chunk.text,
+            start=chunk.start,
+            end=chunk.end,
+            highlight=HighlightOut(start=passage.highlight.start, end=passage.highlight.end),
+        )
+
+
+class AnswerOut(BaseModel):
+    text: str
+    speaker: str | None
+    citation: int = Field(..., description="rank of the passage the answer comes from")
+
+
+class AskResponse(BaseModel):
+    question: str
+    abstained: bool = Field(..., description="true when nothing in the archive answers it")
+    answer: AnswerOut | None
+    passages: list[PassageOut]
+    index_version: str
+    took_ms: float
+
+    @classmethod
+    def of(cls, result: SearchResult, took_ms: float) -> AskResponse:
+        answer = result.answer
+        return cls(
+            question=result.question,
+            abstained=result.abstained,
+            answer=None if answer is None else AnswerOut(
+                text=answer.text, speaker=answer.speaker, citation=answer.citation
+            ),
+            passages=[PassageOut.of(p) for p in result.passages],
+            index_version=result.index_version,
+            took_ms=took_ms,
+        )
+
+
+class ArticleSummary(BaseModel):
+    id: str
+    title: str | None
+    author: str | None
+    date: str | None
+    url: str | None
+    chunks: int
+
+
+class ArticleList(BaseModel):
+    articles: list[ArticleSummary]
+    total: int
+    offset: int
+    limit: int
+    index_version: str
+
+
+class ArticleOut(ArticleSummary):
+    source: str | None
+    text: str = Field(..., description="full text; passage offsets point into it")
+    index_version: str
+
+
+class ArticleIn(Strict):
+    id: str = Field(..., pattern=ARTICLE_ID_PATTERN)
+    text: str = Field(..., min_length=1)
+    title: str | None = Field(None, max_length=1000)
+    author: str | None = Field(None, max_length=1000)
+    date: str | None = Field(None, max_length=100)
+    url: str | None = Field(None, max_length=2000)
+    source: str | None = Field(None, max_length=1000)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status_url: str
+    article_id: str | None = None
+
+
+class JobOut(BaseModel):
+    id: str
+    reason: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    created: float
+    started: float | None
+    finished: float | None
+    stage: str | None = Field(None, description="loading, embedding or publishing while running")
+    done: int
+    total: int
+    result: dict | None = Field(None, description="the ingest report when it succeeded")
+    error: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    index_version: str | None
+    articles: int
+    chunks: int
+    detail: str | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: str

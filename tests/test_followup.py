@@ -1,0 +1,193 @@
+"""Follow-ups resolved with the earlier questions of a conversation (real model and index)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from index.cli import eval_main
+from index.errors import InvalidQueryError
+from index.evaluate import normalise
+from index.records import SearchResult
+from index.search import MAX_HISTORY_TURNS, Reference, Searcher, refers_back
+
+KITCHEN = "Who compares healthcare to having a kitchen replaced?"
+COUNCILS = "Does he trust councils with the money?"
+LONG_TERM_PLAN = "What is missing from the NHS Long Term Plan?"
+EXAMPLES = "Which councils does he hold up as examples?"
+GRIMES_ARTICLE = "001_af1d1ee797eafa4c"
+LENT_ARTICLE = "003_34ccfc135a31d0e8"
+
+
+def _passages(result: SearchResult) -> list[tuple[str, float, int, int]]:
+    """What a reader sees of a result: which passages, in what order, with scores and highlights."""
+    return [(p.chunk.id, p.score, p.highlight.start, p.highlight.end) for p in result.passages]
+
+
+def _cited_rank(result: SearchResult, article: str, needle: str) -> int | None:
+    for passage in result.passages:
+        in_article = passage.chunk.article_id == article
+        if in_article and normalise(needle) in normalise(passage.chunk.text):
+            return passage.rank
+    return None
+
+
+@pytest.mark.parametrize(
+    ("history", "question", "article", "needle", "speaker"),
+    [
+        ([KITCHEN], COUNCILS, GRIMES_ARTICLE, "closing day centres", "Richard Grimes"),
+        ([LONG_TERM_PLAN], EXAMPLES, LENT_ARTICLE, "Wigan and Gateshead", "Adam Lent"),
+        # The middle turn is itself a follow-up, resolved against the first.
+        ([KITCHEN, COUNCILS], "What should happen to the care budget, in his view?",
+         GRIMES_ARTICLE, "should be ringfenced", "Richard Grimes"),
+    ],
+)
+def test_followup_with_history_cites_the_referent(
+    searcher: Searcher, history: list[str], question: str, article: str, needle: str, speaker: str
+) -> None:
+    result = searcher.search(question, history=history)
+    rank = _cited_rank(result, article, needle)
+    assert rank is not None and rank <= 3, _passages(result)
+    assert result.passages[rank - 1].chunk.speaker == speaker
+
+
+def test_followup_ranks_the_previous_answers_speaker_first(searcher: Searcher) -> None:
+    previous = searcher.search(KITCHEN).passages[0].chunk
+    result = searcher.search(COUNCILS, history=[KITCHEN])
+    assert [(p.chunk.article_id, p.chunk.speaker) for p in result.passages[:2]] == [
+        (previous.article_id, previous.speaker)
+    ] * 2
+
+
+def test_the_author_means_the_author_of_the_previous_answers_article(searcher: Searcher) -> None:
+    previous = searcher.search("What is the People Focused Group?").passages[0]
+    assert previous.article.author
+    result = searcher.search(
+        "Does the author blame politicians?", history=["What is the People Focused Group?"]
+    )
+    assert result.passages[0].chunk.speaker == previous.article.author
+    assert result.passages[0].chunk.article_id == previous.chunk.article_id
+
+
+def test_followup_without_history_is_an_ordinary_search(searcher: Searcher) -> None:
+    alone = searcher.search(COUNCILS)
+    assert not alone.abstained
+    assert _passages(searcher.search(COUNCILS, history=None)) == _passages(alone)
+    assert _passages(searcher.search(COUNCILS, history=[])) == _passages(alone)
+    assert _passages(searcher.search(COUNCILS, history=[KITCHEN])) != _passages(alone)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Which countries have co-operatives running hospitals?", "How much have A&E visits gone up?"],
+)
+def test_question_without_back_reference_ignores_history(searcher: Searcher, question: str) -> None:
+    assert refers_back(question) is None
+    with_history = searcher.search(question, history=[KITCHEN, COUNCILS])
+    assert _passages(with_history) == _passages(searcher.search(question))
+    assert with_history.answer == searcher.search(question).answer
+
+
+def test_history_that_found_nothing_leaves_nothing_to_refer_to(searcher: Searcher) -> None:
+    result = searcher.search(COUNCILS, history=["How do I bake sourdough bread?"])
+    assert _passages(result) == _passages(searcher.search(COUNCILS))
+
+
+def test_a_full_history_is_accepted_and_resolved_by_its_latest_turns(searcher: Searcher) -> None:
+    long_history = ["What is the Right to Provide scheme?"] * (MAX_HISTORY_TURNS - 1) + [KITCHEN]
+    assert _passages(searcher.search(COUNCILS, history=long_history)) == _passages(
+        searcher.search(COUNCILS, history=[KITCHEN])
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "history", "message"),
+    [
+        (COUNCILS, [KITCHEN] * (MAX_HISTORY_TURNS + 1), f"at most {MAX_HISTORY_TURNS}"),
+        (COUNCILS, [KITCHEN, ""], r"history\[1\] is an empty question"),
+        (COUNCILS, ["   "], r"history\[0\] is an empty question"),
+        (COUNCILS, KITCHEN, "not one string"),
+        (COUNCILS, [KITCHEN, None], r"history\[1\] is NoneType"),
+        # Refused even when the question would not have used it.
+        ("Which countries have co-operatives running hospitals?", [""], "empty question"),
+    ],
+)
+def test_bad_history_is_refused(
+    searcher: Searcher, question: str, history: object, message: str
+) -> None:
+    with pytest.raises(InvalidQueryError, match=message):
+        searcher.search(question, history=history)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("question", "reference"),
+    [
+        ("Does he trust councils with the money?", "person"),
+        ("What is her view on charging?", "person"),
+        ("Is this commenter a doctor?", "person"),
+        ("What does the author think of commissioning?", "author"),
+        ("Who proposed it?", "thing"),
+        ("Who disagrees with that?", "thing"),
+        ("Does the plan mention carers?", "thing"),
+        ("What else is missing?", "thing"),
+        ("What is missing from the NHS Long Term Plan?", None),
+        ("What is the Right to Provide scheme?", None),
+        ("Who says that the NHS is underfunded?", None),
+        ("Where is the theme of the book discussed?", None),
+    ],
+)
+def test_refers_back(question: str, reference: Reference | None) -> None:
+    assert refers_back(question) == reference
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_qa_eval_scores_conversations(
+    tmp_path: Path, sample_index: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [
+        {"turns": [
+            {"question": KITCHEN, "article": GRIMES_ARTICLE, "must_contain": "kitchen replaced"},
+            {"question": COUNCILS, "article": GRIMES_ARTICLE, "must_contain": "closing day centres",
+             "speaker": "Richard Grimes"},
+        ]},
+        {"turns": [
+            {"question": LONG_TERM_PLAN, "article": LENT_ARTICLE,
+             "must_contain": "absent from the NHS"},
+            {"question": EXAMPLES, "article": LENT_ARTICLE, "must_contain": "Wigan and Gateshead",
+             "speaker": "Adam Lent"},
+        ]},
+        # A single question in the same file is scored as before.
+        {"question": "Which countries have co-operatives running hospitals?",
+         "article": "002_9aef70656a6b12be", "must_contain": "Japan and Spain",
+         "speaker": "Ed Mayo"},
+    ]
+    path = _write_jsonl(tmp_path / "conversations.jsonl", rows)
+    assert eval_main([str(path), "--index", str(sample_index), "--json", "--details"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert (scores["questions"], scores["hit_at_3"], scores["speaker_accuracy"]) == (1, 1.0, 1.0)
+    assert scores["followup_questions"] == 2
+    assert scores["followup_hit_at_3"] == 1.0
+    assert scores["followup_speaker_accuracy"] == 1.0
+    assert 0.0 <= scores["followup_hit_at_1"] <= scores["followup_hit_at_3"]
+    assert "followup_hit_at_3_without_history" in scores
+    followups = [row for row in scores["details"] if "history" in row]
+    assert [row["history"] for row in followups] == [[KITCHEN], [LONG_TERM_PLAN]]
+
+    assert eval_main([str(path), "--index", str(sample_index)]) == 0
+    printed = capsys.readouterr().out
+    assert "followup_hit_at_3" in printed and "followup_speaker_accuracy" in printed
+
+
+def test_qa_eval_refuses_a_conversation_without_a_follow_up(
+    tmp_path: Path, sample_index: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write_jsonl(tmp_path / "one-turn.jsonl", [{"turns": [{"question": KITCHEN}]}])
+    assert eval_main([str(path), "--index", str(sample_index)]) == 1
+    error = capsys.readouterr().err
+    assert "one-turn.jsonl:1" in error and "at least two turns" in error

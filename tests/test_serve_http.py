@@ -1,0 +1,145 @@
+"""`qa-serve` as a user starts it: a real uvicorn on 127.0.0.1, asked over HTTP while
+`qa-ingest` publishes new versions beside it, then stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_service import LIGHTHOUSE_TEXT, copy_service_dirs
+
+BIN = Path(sys.executable).parent
+QUESTIONS = [
+    "who argues against means-testing?",
+    "What is missing from the NHS Long Term Plan?",
+    "Who trimmed the lamp of the Stroma lighthouse?",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_json(url: str, body: dict | None = None, timeout: float = 30) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def start_server(articles: Path, index: Path, port: int, log: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "QA_RELOAD_INTERVAL_S": "0.2"}
+    # The log goes to a file: an unread pipe fills up and blocks the server's access log.
+    server = subprocess.Popen(
+        [str(BIN / "qa-serve"), "--index", str(index), "--articles", str(articles),
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert server.poll() is None, log.read_text()
+        try:
+            if http_json(f"http://127.0.0.1:{port}/readyz", timeout=1)[0] == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.3)
+    server.kill()
+    raise AssertionError("qa-serve did not become ready")
+
+
+def publish_beside(articles: Path, index: Path, base: str, versions: list[str]) -> None:
+    """Publish two new versions with qa-ingest beside the running service: add an article, then
+    remove it; wait for the service to switch each time."""
+    for change in ("add", "remove"):
+        if change == "add":
+            (articles / "stroma.txt").write_text(LIGHTHOUSE_TEXT)
+        else:
+            (articles / "stroma.txt").unlink()
+        done = subprocess.run([str(BIN / "qa-ingest"), str(articles), "--index", str(index), "--json"],
+                              capture_output=True, text=True, timeout=300, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        versions.append(json.loads(done.stdout)["version"])
+        deadline = time.monotonic() + 15
+        while http_json(f"{base}/readyz")[1]["index_version"] != versions[-1]:
+            assert time.monotonic() < deadline, "service did not switch versions"
+            time.sleep(0.1)
+        if change == "add":
+            _, body = http_json(f"{base}/ask", {"question": QUESTIONS[2]})
+            assert "stroma" in {p["article_id"] for p in body["passages"]}
+
+
+@pytest.mark.slow
+def test_serve_answers_through_republishing_and_stops_cleanly(tmp_path: Path, sample_index: Path) -> None:
+    articles, index = copy_service_dirs(tmp_path, sample_index)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start_server(articles, index, port, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        first_version = http_json(f"{base}/readyz")[1]["index_version"]
+        outcomes: list[tuple[int, str | None]] = []
+        stop = threading.Event()
+
+        def client(offset: int) -> None:
+            i = offset
+            while not stop.is_set():
+                try:
+                    code, body = http_json(f"{base}/ask", {"question": QUESTIONS[i % len(QUESTIONS)]})
+                except OSError as exc:
+                    code, body = 0, {"detail": str(exc)}
+                outcomes.append((code, body.get("index_version")))
+                i += 1
+
+        clients = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(4)]
+        for thread in clients:
+            thread.start()
+        versions = [first_version]
+        try:
+            publish_beside(articles, index, base, versions)
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join()
+
+
+        failed = [o for o in outcomes if o[0] != 200]
+        assert not failed, failed[:5]
+        assert len(outcomes) > 20
+        assert {version for _, version in outcomes} <= set(versions)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
+    output = log.read_text()
+    # uvicorn finishes in-flight requests and the lifespan, then re-raises SIGTERM as its exit status.
+    assert server.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
+
+
+def test_serve_refuses_bad_arguments_with_a_message(tmp_path: Path) -> None:
+    result = subprocess.run([str(BIN / "qa-serve"), "--port", "notaport"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "invalid int value" in result.stderr
+    result = subprocess.run([str(BIN / "qa-serve"), "--port", "70000", "--index", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "port" in result.stderr and "Traceback" not in result.stderr
