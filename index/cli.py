@@ -46,6 +46,9 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
     except QAError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a full disk, a folder without permission: the index is left as it was
+        print(f"{prog}: error: {exc}; any index on disk is unchanged", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; any index on disk is unchanged", file=sys.stderr)
         return 130

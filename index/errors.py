@@ -17,6 +17,10 @@ class IndexMismatchError(QAError):
     """The index was built with settings the caller cannot use (format, model, dimension)."""
 
 
+class IndexWriteError(QAError):
+    """A new index version could not be written (full disk, permissions); nothing was published."""
+
+
 class IngestError(QAError):
     """Ingest cannot go on (no articles, another ingest running, bad settings)."""
 

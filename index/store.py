@@ -33,7 +33,13 @@ from typing import Any
 import numpy as np
 
 from index.dense import DenseIndex
-from index.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IngestError
+from index.errors import (
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexWriteError,
+    IngestError,
+)
 from index.lexical import LexicalIndex
 from index.records import ArticleRecord, Chunk
 
@@ -262,6 +268,13 @@ def publish(
         os.rename(tmp, final)
         _fsync_dir(versions)
         _point_current(index_dir, name)
+    except OSError as exc:  # typically a full disk: say so, and leave nothing half-written
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(versions).free
+        raise IndexWriteError(
+            f"could not write index version {name} in {versions}: {exc} ({free} bytes free on "
+            "that device); the previous version stays in service"
+        ) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

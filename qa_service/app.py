@@ -47,6 +47,7 @@ from qa_service.holder import IndexHolder
 from qa_service.jobs import Job, JobRunner
 from qa_service.metrics import CONTENT_TYPE, Metrics
 from qa_service.middleware import BodySizeLimit, RecordMetrics
+from qa_service.ratelimit import RateLimiter
 from qa_service.pages import pages_router
 from qa_service.schemas import (
     ArticleIn,
@@ -81,6 +82,7 @@ class Service:
     jobs: JobRunner
     metrics: Metrics
     articles_lock: threading.Lock  # one writer of the articles folder at a time
+    ask_limiter: RateLimiter | None
 
 
 def get_service(request: Request) -> Service:
@@ -92,6 +94,19 @@ def get_searcher(service: Annotated[Service, Depends(get_service)]) -> Searcher:
     if searcher is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, service.holder.last_error or "no index loaded")
     return searcher
+
+
+def ask_rate_limit(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
+    if service.ask_limiter is None:
+        return
+    client = request.client.host if request.client else "unknown"
+    wait = service.ask_limiter.retry_after(client)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many questions from {client}; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
 
 
 _bearer = HTTPBearer(auto_error=False, description="QA_ADMIN_TOKEN")
@@ -119,7 +134,8 @@ def require_admin(
 ServiceDep = Annotated[Service, Depends(get_service)]
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 413, 422, 503)}
-ADMIN_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422)}
+ASK_ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 422, 429, 503)}
+ADMIN_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
 
 
 def _ask(service: Service, searcher: Searcher, question: str, history: list[Turn],
@@ -176,8 +192,11 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
             if report is not None and report.published:
                 holder.refresh()  # serve the new version now rather than at the next poll
 
+        limiter = None
+        if settings.ask_rate_per_minute:
+            limiter = RateLimiter(settings.ask_rate_per_minute, settings.ask_burst)
         service = Service(settings, model, holder, JobRunner(settings, model, job_finished), metrics,
-                          threading.Lock())
+                          threading.Lock(), limiter)
         app.state.service = service
         app.state.metrics = metrics
         await run_in_threadpool(holder.refresh)
@@ -208,12 +227,14 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
     _add_error_handlers(app)
     app.include_router(pages_router())
 
-    @app.post("/ask", response_model=AskResponse, responses=ERRORS, tags=["ask"])
+    @app.post("/ask", response_model=AskResponse, responses=ASK_ERRORS, tags=["ask"],
+              dependencies=[Depends(ask_rate_limit)])
     def ask(body: AskRequest, service: ServiceDep, searcher: SearcherDep) -> AskResponse:
         """Cited passages that answer the question, best first, and a short answer when one stands out."""
         return _ask(service, searcher, body.question, body.history, body.top_k, body.filters)
 
-    @app.get("/ask", response_model=AskResponse, responses=ERRORS, tags=["ask"])
+    @app.get("/ask", response_model=AskResponse, responses=ASK_ERRORS, tags=["ask"],
+             dependencies=[Depends(ask_rate_limit)])
     def ask_get(
         service: ServiceDep,
         searcher: SearcherDep,
@@ -363,8 +384,8 @@ def _refuse_bundled(service: Service, article_id: str) -> None:
     if in_index and not article_files.files_of(service.settings.articles_dir, article_id):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"article {article_id!r} is not stored as its own file (it comes from a .jsonl bundle); "
-            "edit that file and POST /admin/reindex",
+            f"article {article_id!r} has no file of its own in the articles folder: it comes from a "
+            ".jsonl bundle (edit that file, then POST /admin/reindex), or its deletion is still being indexed",
         )
 
 
@@ -399,6 +420,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             if err.get("type") == "json_invalid":
                 return error(400, f"the request body is not valid JSON: {err.get('ctx', {}).get('error', '')}".strip())
+            if err.get("type") == "model_attributes_type" and tuple(err.get("loc", ())) == ("body",):
+                return error(422, "the request body must be a JSON object sent with Content-Type: application/json")
             where = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
             problems.append(f"{where or 'body'}: {err.get('msg')}")
         return error(422, "; ".join(problems) or "invalid request")

@@ -28,7 +28,10 @@ class AskFilters(Strict):
 
 
 class AskRequest(Strict):
-    question: str = Field(..., description="the question, in plain words")
+    question: str = Field(
+        ..., min_length=1, max_length=10_000, pattern=r"\S",
+        description="the question, in plain words (the service's limit is QA_MAX_QUESTION_CHARS)",
+    )
     history: list[Turn] = Field(
         default_factory=list,
         description="earlier turns of the conversation, oldest first; user turns are used to "

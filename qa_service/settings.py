@@ -24,6 +24,10 @@ class ServiceSettings(Settings):
     max_body_bytes: int = Field(
         2_000_000, ge=1024, description="largest request body (JSON or uploaded article)"
     )
+    ask_rate_per_minute: int = Field(
+        120, ge=0, description="sustained /ask requests a minute per client address; 0 turns the limit off"
+    )
+    ask_burst: int = Field(30, ge=1, description="/ask requests a client may send at once before the rate applies")
     reload_interval_s: float = Field(
         1.0, gt=0, description="how often the service checks for a newly published index version"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from ingest.pipeline import run_ingest
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_ARTICLES = REPO / "data" / "articles"
+
+
+def record(name: str, figures: dict) -> None:
+    """Write a test's figures (for docs/reliability.md) to the git-ignored test-artifacts folder."""
+    folder = REPO / "test-artifacts"
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(json.dumps(figures, indent=1))
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from index.settings import Settings
 from index.store import VERSIONS, load_index
 from ingest.pipeline import run_ingest
-from tests.conftest import SAMPLE_ARTICLES
+from tests.conftest import SAMPLE_ARTICLES, record
 
 QA_INGEST = str(Path(sys.executable).parent / "qa-ingest")
 
@@ -66,35 +67,82 @@ def test_kill_at_any_stage_keeps_the_served_version(tmp_path: Path, encoder) -> 
     cache = index_dir / "cache" / "vectors.sqlite"
     cache_size = cache.stat().st_size
     versions = index_dir / VERSIONS
-    kill_points = {
-        "while embedding": lambda: cache.stat().st_size > cache_size,
-        "while writing the new version": lambda: any(p.name.startswith(".tmp-") for p in versions.iterdir()),
-        "after the FAISS file is written": lambda: any(versions.glob(".tmp-*/dense.faiss")),
-        "at a random moment": (lambda t0=time.monotonic(), at=random.uniform(3, 12): time.monotonic() - t0 > at),
-    }
-    outcomes = {}
-    for name, ready in kill_points.items():
+
+    def new_version_renamed() -> bool:  # after the rename, before CURRENT moves
+        return any(p.name != first.version and not p.name.startswith(".") for p in versions.iterdir())
+
+    def at_random() -> Callable[[], bool]:
+        started, after = time.monotonic(), rng.uniform(2, 12)
+        return lambda: time.monotonic() - started > after
+
+    rng = random.Random(int(os.environ.get("QA_KILL_SEED", "11")))
+    # Each stage boundary of a publish, then random moments (QA_RANDOM_KILLS of them).
+    kill_points: list[tuple[str, Callable[[], Callable[[], bool]]]] = [
+        ("while embedding", lambda: lambda: cache.stat().st_size > cache_size),
+        ("while writing the new version", lambda: lambda: any(p.name.startswith(".tmp-") for p in versions.iterdir())),
+        ("after the FAISS file is written", lambda: lambda: any(versions.glob(".tmp-*/dense.faiss"))),
+        ("after the rename, before CURRENT moves", lambda: new_version_renamed),
+    ] + [(f"at random moment {i + 1}", at_random) for i in range(int(os.environ.get("QA_RANDOM_KILLS", "1")))]
+    outcomes: dict[str, str] = {}
+    for name, make_ready in kill_points:
         process = subprocess.Popen(
             [QA_INGEST, str(articles), "--index", str(index_dir), "--quiet"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        killed = _kill_when(process, ready)
+        killed = _kill_when(process, make_ready())
         served = load_index(index_dir)  # verifies every checksum
-        if killed:
-            outcomes[name] = "killed"
-            assert served.version == first.version, name
+        if killed and served.version == first.version:
+            outcomes[name] = "killed: previous version served"
             assert len(served.articles) == 5
-        else:  # it finished before the kill point: then the new version must be complete
-            outcomes[name] = "finished"
-            assert len(served.articles) == 45
+        else:  # it finished (or got past the pointer swap): the new version must be complete
+            outcomes[name] = "killed after the swap: new version complete" if killed else "finished first"
+            assert len(served.articles) == 45 and sorted(served.articles) == sorted(p.stem for p in articles.glob("*.txt"))
             break
+    record("kill-summary.json", outcomes)
 
     final = run_ingest(articles, settings, encoder=encoder, progress=False)
     index = load_index(index_dir)
     assert len(index.articles) == 45
     assert sorted(index.articles) == sorted(p.stem for p in articles.glob("*.txt"))
     assert len({c.id for c in index.chunks}) == len(index.chunks)  # nothing duplicated
-    if outcomes.get("while embedding") == "killed":
+    if outcomes.get("while embedding", "").startswith("killed"):
         # Batches embedded before the kill were kept in the cache and not embedded again.
         assert final.chunks_embedded < final.chunks - first.chunks
     assert not any(p.name.startswith(".tmp-") for p in versions.iterdir())
+
+
+def _mount_tmpfs(path: Path, size_bytes: int) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(path)],
+                          capture_output=True, check=False)
+    return done.returncode == 0
+
+
+@pytest.mark.slow
+def test_full_disk_during_publish_is_a_clear_error_and_keeps_the_index(tmp_path: Path, encoder) -> None:
+    disk = tmp_path / "disk"
+    usage = tmp_path / "usage"
+    # Measure what one version of the sample takes, then give the disk room for it and a bit more.
+    run_ingest(SAMPLE_ARTICLES, Settings(index_dir=usage), encoder=encoder, progress=False)
+    needed = sum(p.stat().st_size for p in usage.rglob("*") if p.is_file())
+    if os.geteuid() != 0 or not _mount_tmpfs(disk, needed + 150_000):
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        articles = tmp_path / "articles"
+        shutil.copytree(SAMPLE_ARTICLES, articles)
+        index_dir = disk / "index"
+        first = run_ingest(articles, Settings(index_dir=index_dir), encoder=encoder, progress=False)
+        (articles / "stroma.txt").write_text("The keepers of the Stroma lighthouse kept a logbook for ninety years.")
+
+        result = subprocess.run([QA_INGEST, str(articles), "--index", str(index_dir), "--quiet"],
+                                capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 1
+        assert "could not write index version" in result.stderr and "bytes free" in result.stderr
+        assert "previous version stays in service" in result.stderr
+        assert "Traceback" not in result.stderr
+        served = load_index(index_dir)  # every checksum verified
+        assert served.version == first.version and len(served.articles) == 5
+        assert not any(p.name.startswith(".tmp-") for p in (index_dir / VERSIONS).iterdir())
+        record("full-disk-summary.json", {"exit": result.returncode, "message": result.stderr.strip()})
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

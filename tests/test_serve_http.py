@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from index.store import VERSIONS
+from tests.conftest import REPO, record
 from tests.test_service import LIGHTHOUSE_TEXT, copy_service_dirs
 
 BIN = Path(sys.executable).parent
@@ -45,7 +46,7 @@ def http_json(url: str, body: dict | None = None, timeout: float = 30) -> tuple[
 
 
 def start_server(articles: Path, index: Path, port: int, log: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "QA_RELOAD_INTERVAL_S": "0.2"}
+    env = {**os.environ, "QA_RELOAD_INTERVAL_S": "0.2", "QA_ASK_RATE_PER_MINUTE": "0"}
     # The log goes to a file: an unread pipe fills up and blocks the server's access log.
     server = subprocess.Popen(
         [str(BIN / "qa-serve"), "--index", str(index), "--articles", str(articles),
@@ -65,25 +66,32 @@ def start_server(articles: Path, index: Path, port: int, log: Path) -> subproces
     raise AssertionError("qa-serve did not become ready")
 
 
+EXTRA_TEXT = (
+    "The ferry timetable for the northern isles changes every winter.\n\n"
+    "Said Captain Morag Flett: \"We sail when the swell drops below two metres, and not before.\""
+)
+# Each step changes the articles folder, then qa-ingest publishes a new version beside the service.
+STEPS = [
+    ("add an article", lambda a: (a / "stroma.txt").write_text(LIGHTHOUSE_TEXT)),
+    ("add another, change the first", lambda a: ((a / "ferry.txt").write_text(EXTRA_TEXT),
+                                                  (a / "stroma.txt").write_text(LIGHTHOUSE_TEXT + "\n\nIt closed in 1997."))),
+    ("remove the second", lambda a: (a / "ferry.txt").unlink()),
+]
+
+
 def publish_beside(articles: Path, index: Path, base: str, versions: list[str]) -> None:
-    """Publish two new versions with qa-ingest beside the running service: add an article, then
-    remove it; wait for the service to switch each time."""
-    for change in ("add", "remove"):
-        if change == "add":
-            (articles / "stroma.txt").write_text(LIGHTHOUSE_TEXT)
-        else:
-            (articles / "stroma.txt").unlink()
+    """Run the STEPS, waiting after each for the service to switch to the new version."""
+    env = {**os.environ, "QA_KEEP_VERSIONS": "10"}  # keep every version, to check answers against
+    for _name, change in STEPS:
+        change(articles)
         done = subprocess.run([str(BIN / "qa-ingest"), str(articles), "--index", str(index), "--json"],
-                              capture_output=True, text=True, timeout=300, cwd=REPO)
+                              capture_output=True, text=True, timeout=300, cwd=REPO, env=env, check=False)
         assert done.returncode == 0, done.stderr
         versions.append(json.loads(done.stdout)["version"])
         deadline = time.monotonic() + 15
         while http_json(f"{base}/readyz")[1]["index_version"] != versions[-1]:
             assert time.monotonic() < deadline, "service did not switch versions"
             time.sleep(0.1)
-        if change == "add":
-            _, body = http_json(f"{base}/ask", {"question": QUESTIONS[2]})
-            assert "stroma" in {p["article_id"] for p in body["passages"]}
 
 
 @pytest.mark.slow
@@ -95,7 +103,8 @@ def test_serve_answers_through_republishing_and_stops_cleanly(tmp_path: Path, sa
     base = f"http://127.0.0.1:{port}"
     try:
         first_version = http_json(f"{base}/readyz")[1]["index_version"]
-        outcomes: list[tuple[int, str | None]] = []
+        # (status, index version, cited article ids) of every answer
+        outcomes: list[tuple[int, str | None, set[str]]] = []
         stop = threading.Event()
 
         def client(offset: int) -> None:
@@ -105,7 +114,8 @@ def test_serve_answers_through_republishing_and_stops_cleanly(tmp_path: Path, sa
                     code, body = http_json(f"{base}/ask", {"question": QUESTIONS[i % len(QUESTIONS)]})
                 except OSError as exc:
                     code, body = 0, {"detail": str(exc)}
-                outcomes.append((code, body.get("index_version")))
+                cited = {p["article_id"] for p in body.get("passages", [])}
+                outcomes.append((code, body.get("index_version"), cited))
                 i += 1
 
         clients = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(4)]
@@ -119,11 +129,22 @@ def test_serve_answers_through_republishing_and_stops_cleanly(tmp_path: Path, sa
             for thread in clients:
                 thread.join()
 
-
         failed = [o for o in outcomes if o[0] != 200]
         assert not failed, failed[:5]
         assert len(outcomes) > 20
-        assert {version for _, version in outcomes} <= set(versions)
+        # Every answer comes from exactly one published version: it names one, and cites only
+        # articles that version holds.
+        held = {v: set(json.loads((index / VERSIONS / v / "manifest.json").read_text())["articles"]) for v in versions}
+        assert {version for _, version, _ in outcomes} <= set(versions)
+        assert all(cited <= held[version] for _, version, cited in outcomes)
+        # The article added (and changed) is answerable at the end; the removed one is gone.
+        _, body = http_json(f"{base}/ask", {"question": QUESTIONS[2]})
+        assert body["passages"][0]["article_id"] == "stroma"
+        assert http_json(f"{base}/articles/ferry")[0] == 404
+        record("reindex-load-summary.json", {
+            "requests": len(outcomes), "failed": len(failed), "versions_published": len(versions) - 1,
+            "versions_seen_in_answers": len({v for _, v, _ in outcomes}), "clients": 4,
+        })
     finally:
         server.send_signal(signal.SIGTERM)
         try:
