@@ -15,10 +15,25 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+# Every run of word characters is a token, single ones included ("hepatitis C", "type 1
+# diabetes"); bm25s's default pattern drops them. Stopwords still remove "a", "i", "d".
+TOKEN_PATTERN = r"(?u)\b\w+\b"
+# BM25 parameters for passages of near-equal length (chunks of at most 128 word pieces):
+# weaker length normalisation and term saturation than bm25s's defaults (1.5, 0.75).
+# Chosen on the quality benchmarks, docs/quality.md.
+K1 = 1.2
+B = 0.5
+
+
 def analyse(texts: list[str]) -> list[list[str]]:
     """Lower-case, drop English stopwords, stem: the same analysis for documents and queries."""
     return bm25s.tokenize(
-        texts, stopwords="en_plus", stemmer=_stemmer(), return_ids=False, show_progress=False
+        texts,
+        stopwords="en_plus",
+        stemmer=_stemmer(),
+        token_pattern=TOKEN_PATTERN,
+        return_ids=False,
+        show_progress=False,
     )
 
 
@@ -29,7 +44,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: list[str]) -> LexicalIndex:
-        retriever = bm25s.BM25()
+        retriever = bm25s.BM25(k1=K1, b=B)
         retriever.index(analyse(texts), show_progress=False)
         return cls(retriever)
 
@@ -39,6 +54,19 @@ class LexicalIndex:
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
         return cls(bm25s.BM25.load(str(directory), show_progress=False, verbosity=0))
+
+    @functools.cached_property
+    def _document_frequency(self) -> np.ndarray:
+        # bm25s keeps a documents x terms CSC matrix: a term's column length is its df.
+        return np.diff(np.asarray(self._retriever.scores["indptr"]))
+
+    def idf(self, terms: list[str]) -> np.ndarray:
+        """BM25's idf of analysed `terms`; a term no passage contains gets the highest idf."""
+        n = self._retriever.scores["num_docs"]
+        known = self._document_frequency
+        ids = [self._vocab.get(t, len(known)) for t in terms]
+        df = np.array([known[i] if i < len(known) else 0 for i in ids], dtype=np.float64)
+        return np.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
     def term_ids(self, query: str) -> list[int]:
         return [self._vocab[t] for t in analyse([query])[0] if t in self._vocab]

@@ -21,7 +21,7 @@ from index.highlight import best_sentence
 from index.lexical import analyse
 from index.records import SECTIONS, Answer, Filters, Passage, SearchResult
 from index.settings import SearchMode, Settings
-from index.store import IndexVersion
+from index.store import IndexVersion, lexical_text
 
 # History: more turns than this is refused (the service sends at most 20); only the last few
 # are re-run, since a back-reference points at what was just discussed.
@@ -33,6 +33,12 @@ HISTORY_TURNS_USED = 3
 # ("is it true that ...") only reorders and never hides a much better passage elsewhere.
 ARTICLE_BONUS = 0.2
 SPEAKER_BONUS = 0.2
+# Abstention in an unfiltered search (`Searcher._abstains`; calibrated on cross-benchmark
+# questions, docs/quality.md): below WEAK_COSINE abstain; below CONFIDENT_COSINE a cited
+# passage must hold MIN_TERM_COVERAGE of the question's idf weight.
+WEAK_COSINE = 0.3
+CONFIDENT_COSINE = 0.55
+MIN_TERM_COVERAGE = 0.35
 
 Reference = Literal["person", "author", "thing"]
 
@@ -86,13 +92,16 @@ class Searcher:
         self.index = index
         self.encoder = encoder
         self.settings = settings
-        chunks = index.chunks
-        self._article_ids = np.array([c.article_id for c in chunks], dtype=object)
-        self._speakers = np.array([(c.speaker or "").casefold() for c in chunks], dtype=object)
-        self._sections = np.array([c.section for c in chunks], dtype=object)
-        self._dates = np.array(
-            [index.articles[c.article_id].date or "" for c in chunks], dtype=object
-        )
+        # Per-row columns from the index's chunk table (vectorised: no Chunk per row, which
+        # took seconds and hundreds of MB at a million chunks). Distinct values are few, so
+        # each is computed once and spread to rows by index.
+        table = index.chunks
+        self._article_ids = table.article_ids
+        self._speakers = table.map_speakers(lambda s: (s or "").casefold())
+        self._sections = table.sections
+        dates = np.empty(len(index.articles.dates), dtype=object)
+        dates[:] = index.articles.dates
+        self._dates = dates[table.article_index]
 
     @property
     def version(self) -> str:
@@ -137,7 +146,9 @@ class Searcher:
         rows = [row for row, _ in chosen]
 
         dense_scores = self.index.vectors[rows] @ query_vector if rows else np.zeros(0)
-        abstained = not rows or float(dense_scores.max()) < self.settings.abstain_below
+        abstained = not rows or self._abstains(
+            question, rows, float(dense_scores.max()), scoped=mask is not None
+        )
         passages: list[Passage] = []
         if not abstained:
             terms = set(analyse([question])[0])
@@ -163,6 +174,29 @@ class Searcher:
             took_ms=round((time.perf_counter() - started) * 1000, 2),
         )
 
+    def rank(
+        self,
+        question: str,
+        depth: int = 100,
+        filters: Filters | None = None,
+        mode: SearchMode | None = None,
+    ) -> list[tuple[int, float]]:
+        """Up to `depth` (chunk row, fused score) pairs, best first, with no per-article cap and
+        no abstention: the ranking `search` cuts its answer from, for scoring retrieval on
+        benchmarks (documents = best passage per article). Each retriever contributes at
+        least `depth` candidates, so a deep ranking is not cut short by the candidate pool."""
+        question = question.strip()
+        if not question:
+            raise InvalidQueryError("question is empty")
+        if depth < 1:
+            raise InvalidQueryError(f"depth must be at least 1, got {depth}")
+        mode = mode or self.settings.search_mode
+        mask = self._mask(filters or Filters())
+        query_vector = self.encoder.encode_query(question)
+        candidates = max(depth, self.settings.candidates)
+        ranked = self._rank(question, query_vector, mask, mode, candidates=candidates)
+        return ranked[:depth]
+
     def _resolve(
         self, earlier: list[str], mask: np.ndarray | None, mode: SearchMode
     ) -> ConversationContext | None:
@@ -175,7 +209,7 @@ class Searcher:
             ranked, query_vector = self._rank_turn(question, context, mask, mode)
             shown = [row for row, _ in self._cap_per_article(ranked, self.settings.top_k)]
             closest = float(np.max(self.index.vectors[shown] @ query_vector)) if shown else 0.0
-            if closest < self.settings.abstain_below:
+            if not shown or self._abstains(question, shown, closest, scoped=mask is not None):
                 continue  # nothing was answered, so there is nothing to refer back to
             best = self.index.chunks[shown[0]]
             speaker = best.speaker
@@ -183,6 +217,41 @@ class Searcher:
                 speaker = context.speaker
             context = ConversationContext(article_id=best.article_id, speaker=speaker)
         return context
+
+    def _abstains(self, question: str, rows: list[int], closest: float, scoped: bool) -> bool:
+        """Whether nothing in `rows` (the passages an answer would cite) answers `question`;
+        `closest` is their best cosine, `scoped` says filters narrowed the search.
+
+        Below `abstain_below` cosine nothing is close: abstain. A search the asker scoped with
+        filters ("in this article") shows what the scope has from there up. Otherwise the
+        passages must be at least `WEAK_COSINE` close, and below `CONFIDENT_COSINE` they must
+        also contain enough of the question's words (`term_coverage` at least
+        `MIN_TERM_COVERAGE`): a question from another domain often lands at a middling cosine
+        on some passage ("Which NFL team won Super Bowl 50?" against medical abstracts) while
+        its distinctive words are nowhere in it."""
+        if closest < self.settings.abstain_below:
+            return True
+        if scoped or closest >= CONFIDENT_COSINE:
+            return False
+        if closest < WEAK_COSINE:
+            return True
+        return bool(self.term_coverage(question, rows) < MIN_TERM_COVERAGE)
+
+    def term_coverage(self, question: str, rows: Sequence[int]) -> float:
+        """The largest share of the question's BM25 weight (idf of its analysed terms; a term
+        the index has never seen weighs most) that one passage of `rows` contains. 1.0 for a
+        question with no searchable terms, which leaves the decision to the cosine."""
+        terms = sorted(set(analyse([question])[0]))
+        if not terms:
+            return 1.0
+        weights = self.index.lexical.idf(terms)
+        total = float(weights.sum())
+        best = 0.0
+        for row in rows:
+            present = set(analyse([lexical_text(self.index.chunks[row])])[0])
+            covered = sum(w for t, w in zip(terms, weights) if t in present)
+            best = max(best, float(covered) / total)
+        return best
 
     def _rank_turn(
         self,
@@ -241,6 +310,7 @@ class Searcher:
         mask: np.ndarray | None,
         mode: SearchMode,
         bonus: np.ndarray | None = None,
+        candidates: int | None = None,
     ) -> list[tuple[int, float]]:
         """(row, score in [0, 1]) best first.
 
@@ -249,7 +319,7 @@ class Searcher:
         our evaluation: RRF lets a passage ranked 25th by one retriever count nearly as much
         as the 1st). `bonus` (a follow-up's context) adds the favoured rows' own best
         candidates and is added to their scores, rescaled to stay in [0, 1]."""
-        n = self.settings.candidates
+        n = candidates or self.settings.candidates
         favoured = None
         if bonus is not None:
             favoured = bonus > 0 if mask is None else (bonus > 0) & mask
@@ -293,7 +363,7 @@ class Searcher:
         taken: dict[str, int] = defaultdict(int)
         chosen = []
         for row, score in ranked:
-            article = self.index.chunks[row].article_id
+            article = self._article_ids[row]
             if taken[article] < self.settings.per_article_cap:
                 taken[article] += 1
                 chosen.append((row, score))

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
+DenseIndexSetting = Literal["auto", "flat", "ivf", "hnsw"]
 
 
 class Settings(BaseSettings):
@@ -33,13 +34,25 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(64, ge=1)
     max_article_bytes: int = Field(20_000_000, ge=1, description="larger files are skipped")
     keep_versions: int = Field(3, ge=1, description="index versions kept on disk")
+    dense_index: DenseIndexSetting = Field(
+        "auto",
+        description="FAISS index type: auto (flat below dense_ann_min_chunks, else ivf), "
+        "flat (exact), ivf (IVF over 8-bit quantised vectors) or hnsw (HNSW over the same)",
+    )
+    dense_ann_min_chunks: int = Field(
+        50_000, ge=1, description="with dense_index=auto, indexes of this many chunks or more are approximate"
+    )
+    ivf_nprobe: int | None = Field(
+        None, ge=1, description="IVF lists searched per question (default: lists / 32, at least 16)"
+    )
+    hnsw_ef_search: int = Field(64, ge=1, description="HNSW candidate list size per question")
 
     # Search
     search_mode: SearchMode = "hybrid"
     top_k: int = Field(5, ge=1, le=50)
     candidates: int = Field(100, ge=10, description="candidates taken from each retriever")
     dense_weight: float = Field(
-        0.5, ge=0.0, le=1.0, description="weight of the dense score in hybrid fusion (BM25 gets the rest)"
+        0.7, ge=0.0, le=1.0, description="weight of the dense score in hybrid fusion (BM25 gets the rest)"
     )
     per_article_cap: int = Field(2, ge=1, description="passages per article in one answer")
     abstain_below: float = Field(

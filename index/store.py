@@ -2,13 +2,21 @@
 
 Layout of INDEX_DIR:
     CURRENT                 name of the served version (replaced atomically)
-    versions/<name>/        manifest.json, articles.jsonl, chunks.jsonl, vectors.npy,
+    versions/<name>/        manifest.json, articles.jsonl, chunks.jsonl, table/, vectors.npy,
                             dense.faiss, bm25/ -- every file's sha256 is in the manifest
     cache/                  embedding cache (owned by ingest)
     .ingest.lock            held by the one ingest allowed at a time
 
 A version is written under a temporary name, verified, renamed into place, and only then
 does CURRENT move; a crash at any point leaves the previous version served.
+
+Format 2 (memory at a million chunks): a loaded version keeps in memory only the FAISS index
+(the one copy of the vectors; see index/dense.py), BM25, and per-chunk columns from `table/`
+(article, offsets, section, speaker as small integer arrays). Article text is read from
+articles.jsonl on demand (`ArticleStore`: byte offsets, one pread per article), and a chunk's
+text is its article's `text[start:end]`, so no text is held for the whole collection.
+chunks.jsonl stays for people and tools; vectors.npy for incremental ingest (memory-mapped)
+and for rebuilding the dense index.
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -32,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from index.dense import DenseIndex
+from index.dense import DenseIndex, DenseSetting, choose_kind
 from index.errors import (
     IndexCorruptError,
     IndexMismatchError,
@@ -41,9 +50,9 @@ from index.errors import (
     IngestError,
 )
 from index.lexical import LexicalIndex
-from index.records import ArticleRecord, Chunk
+from index.records import SECTIONS, ArticleRecord, Chunk
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 VERSIONS = "versions"
 _TMP_PREFIX = ".tmp-"
@@ -62,6 +71,183 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     created: str = ""
     build: dict[str, str] = field(default_factory=dict)
+    dense: dict[str, Any] = field(default_factory=dict)  # FAISS index kind and parameters
+
+
+@dataclass(frozen=True)
+class DenseOptions:
+    """How publish builds the dense index (index/settings.py: dense_index and friends)."""
+
+    setting: DenseSetting = "auto"
+    ann_min_chunks: int = 50_000
+    nprobe: int | None = None
+    ef_search: int = 64
+
+
+class ArticleStore(Mapping[str, ArticleRecord]):
+    """Articles of a version, read from articles.jsonl on demand: id -> byte offset of its
+    line. Holds ids, offsets and dates (search filters on dates); a small LRU keeps the
+    articles just cited. Iterates in file order (sorted by id)."""
+
+    _CACHE = 256
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb")
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, ArticleRecord] = OrderedDict()
+        ids: list[str] = []
+        offsets: list[int] = []
+        dates: list[str] = []
+        position = 0
+        for line in self._file:
+            if line.strip():
+                row = json.loads(line)
+                ids.append(sys_intern(row["id"]))
+                offsets.append(position)
+                dates.append(row.get("date") or "")
+                ArticleRecord(**row)  # fail at load, not at the first question, on a bad row
+            position += len(line)
+        offsets.append(position)
+        self.ids = ids
+        self._offsets = np.asarray(offsets, dtype=np.int64)
+        self._position = {article_id: i for i, article_id in enumerate(ids)}
+        self.dates = dates
+
+    def position(self, article_id: str) -> int:
+        return self._position[article_id]
+
+    def __getitem__(self, article_id: str) -> ArticleRecord:
+        with self._lock:
+            cached = self._cache.get(article_id)
+            if cached is not None:
+                self._cache.move_to_end(article_id)
+                return cached
+        i = self._position[article_id]  # KeyError for an unknown id, as a dict would
+        start, end = int(self._offsets[i]), int(self._offsets[i + 1])
+        article = ArticleRecord(**json.loads(os.pread(self._file.fileno(), end - start, start)))
+        with self._lock:
+            self._cache[article_id] = article
+            if len(self._cache) > self._CACHE:
+                self._cache.popitem(last=False)
+        return article
+
+    def __contains__(self, article_id: object) -> bool:
+        return article_id in self._position
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ChunkTable(Sequence[Chunk]):
+    """Chunks of a version as columns (table/*.npy); `table[row]` makes the Chunk, its text
+    cut from the article. Per-row columns for vectorised filters: `article_ids`, `speakers`
+    (object arrays sharing one string per distinct value), `sections`, `article_index`."""
+
+    def __init__(self, directory: Path, articles: ArticleStore) -> None:
+        self._articles = articles
+        self.article_index = np.load(directory / "article.npy")
+        self.start = np.load(directory / "start.npy")
+        self.end = np.load(directory / "end.npy")
+        self._section_codes = np.load(directory / "section.npy")
+        self._speaker_codes = np.load(directory / "speaker.npy")
+        # Ids and hashes are read for a few rows per question: leave them on disk.
+        self._ids = np.load(directory / "id.npy", mmap_mode="r")
+        self._hashes = np.load(directory / "text_hash.npy", mmap_mode="r")
+        names = json.loads((directory / "speakers.json").read_text(encoding="utf-8"))
+        self._speaker_names: list[str | None] = [sys_intern(n) for n in names] + [None]
+        n = len(self.article_index)
+        if not all(len(a) == n for a in (self.start, self.end, self._section_codes, self._speaker_codes, self._ids, self._hashes)):
+            raise ValueError(f"chunk table columns in {directory} differ in length")
+        if n and (self.article_index.max() >= len(articles) or self._speaker_codes.max() >= len(names)):
+            raise ValueError(f"chunk table in {directory} points past its articles or speakers")
+        ids = np.empty(len(articles.ids), dtype=object)
+        ids[:] = articles.ids
+        self.article_ids = ids[self.article_index]
+        speakers = np.empty(len(self._speaker_names), dtype=object)
+        speakers[:] = self._speaker_names  # code -1 (no speaker) indexes the trailing None
+        self.speakers = speakers[self._speaker_codes]
+        sections = np.empty(len(SECTIONS), dtype=object)
+        sections[:] = SECTIONS
+        self.sections = sections[self._section_codes]
+
+    def __len__(self) -> int:
+        return len(self.article_index)
+
+    @property
+    def article_list(self) -> list[str]:
+        """Article ids in table order: `article_index` values index this list."""
+        return self._articles.ids
+
+    def __getitem__(self, row):  # int -> Chunk, slice -> list[Chunk]
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        row = int(row)
+        if row < 0:
+            row += len(self)
+        article_id = self.article_ids[row]
+        start, end = int(self.start[row]), int(self.end[row])
+        return Chunk(
+            id=self._ids[row].decode("utf-8"),
+            article_id=article_id,
+            text=self._articles[article_id].text[start:end],
+            start=start,
+            end=end,
+            section=self.sections[row],
+            speaker=self.speakers[row],
+            text_hash=self._hashes[row].decode("utf-8"),
+        )
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for row in range(len(self)):
+            yield self[row]
+
+    def map_speakers(self, transform: Callable[[str | None], Any]) -> np.ndarray:
+        """`transform(speaker)` for every row, computed once per distinct speaker."""
+        mapped = np.empty(len(self._speaker_names), dtype=object)
+        mapped[:] = [transform(name) for name in self._speaker_names]
+        return mapped[self._speaker_codes]
+
+    def column(self, name: str) -> np.ndarray:
+        """"id" or "text_hash" of every row (bytes)."""
+        return {"id": self._ids, "text_hash": self._hashes}[name]
+
+
+class VectorRows:
+    """`version.vectors[rows]`: rows reconstructed from the dense index, its only copy."""
+
+    def __init__(self, dense: DenseIndex) -> None:
+        self._dense = dense
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self._dense.size, self._dense.dim)
+
+    def __len__(self) -> int:
+        return self._dense.size
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """Every row (a full float32 copy: for tools and tests, not for serving)."""
+        matrix = self._dense.vectors(np.arange(self._dense.size))
+        return matrix if dtype is None else matrix.astype(dtype)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, (int, np.integer)):
+            return self._dense.vectors([int(rows)])[0]
+        if isinstance(rows, slice):
+            rows = range(*rows.indices(self._dense.size))
+        return self._dense.vectors(np.asarray(rows, dtype=np.int64))
+
+
+def sys_intern(text: str) -> str:
+    import sys
+
+    return sys.intern(text)
 
 
 @dataclass
@@ -70,9 +256,9 @@ class IndexVersion:
 
     path: Path
     manifest: Manifest
-    articles: dict[str, ArticleRecord]
-    chunks: list[Chunk]
-    vectors: np.ndarray
+    articles: ArticleStore
+    chunks: ChunkTable
+    vectors: VectorRows
     dense: DenseIndex
     lexical: LexicalIndex
 
@@ -83,7 +269,8 @@ class IndexVersion:
     @functools.cached_property
     def chunk_counts(self) -> dict[str, int]:
         """Chunks per article id."""
-        return dict(Counter(chunk.article_id for chunk in self.chunks))
+        counts = np.bincount(self.chunks.article_index, minlength=len(self.articles.ids))
+        return {a: int(c) for a, c in zip(self.articles.ids, counts) if c}
 
 
 def _sha256(path: Path) -> str:
@@ -168,12 +355,13 @@ def load_version_dir(version_dir: Path, expected_model: str | None = None) -> In
         )
     _verify_files(version_dir, manifest)
     try:
-        articles = [ArticleRecord(**r) for r in _read_jsonl(version_dir / "articles.jsonl")]
-        chunks = [Chunk(**r) for r in _read_jsonl(version_dir / "chunks.jsonl")]
-        vectors = np.load(version_dir / "vectors.npy", allow_pickle=False)
+        articles = ArticleStore(version_dir / "articles.jsonl")
+        chunks = ChunkTable(version_dir / "table", articles)
+        # Header only: serving searches the dense index; ingest maps the file when it reuses rows.
+        vectors = np.load(version_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
         dense = DenseIndex.load(version_dir / "dense.faiss")
         lexical = LexicalIndex.load(version_dir / "bm25")
-    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"index version {version_dir} cannot be read: {exc}") from exc
     expected = (manifest.counts.get("articles"), manifest.counts.get("chunks"))
     found = (len(articles), len(chunks))
@@ -186,18 +374,54 @@ def load_version_dir(version_dir: Path, expected_model: str | None = None) -> In
     return IndexVersion(
         path=version_dir,
         manifest=manifest,
-        articles={a.id: a for a in articles},
+        articles=articles,
         chunks=chunks,
-        vectors=vectors,
+        vectors=VectorRows(dense),
         dense=dense,
         lexical=lexical,
     )
 
 
-def _verify_files(version_dir: Path, manifest: Manifest) -> None:
+@dataclass
+class ReusableVersion:
+    """What incremental ingest needs from the served version: its chunk table and its vectors
+    (memory-mapped), without loading FAISS or BM25 or checking files it does not read."""
+
+    manifest: Manifest
+    chunks: ChunkTable
+    vectors: np.ndarray  # memory-mapped float32 (chunks, dim)
+    dense_path: Path
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+def open_reusable(index_dir: Path, expected_model: str | None = None) -> ReusableVersion | None:
+    name = current_version_name(index_dir)
+    if name is None:
+        return None
+    version_dir = index_dir / VERSIONS / name
+    manifest = read_manifest(version_dir)
+    if expected_model is not None and manifest.model != expected_model:
+        raise IndexMismatchError(f"index {version_dir} was built with model {manifest.model!r}")
+    _verify_files(version_dir, manifest, only=("articles.jsonl", "vectors.npy", "table/"))
+    try:
+        chunks = ChunkTable(version_dir / "table", ArticleStore(version_dir / "articles.jsonl"))
+        vectors = np.load(version_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise IndexCorruptError(f"index version {version_dir} cannot be read: {exc}") from exc
+    if vectors.shape != (len(chunks), manifest.dim) or len(chunks) != manifest.counts.get("chunks"):
+        raise IndexCorruptError(f"index version {version_dir} is inconsistent")
+    return ReusableVersion(manifest, chunks, vectors, version_dir / "dense.faiss")
+
+
+def _verify_files(version_dir: Path, manifest: Manifest, only: tuple[str, ...] | None = None) -> None:
     if not manifest.files:
         raise IndexCorruptError(f"{version_dir / 'manifest.json'} lists no files")
     for relative, expected in manifest.files.items():
+        if only is not None and not relative.startswith(only):
+            continue
         path = version_dir / relative
         if not path.is_file():
             raise IndexCorruptError(f"index file {path} is missing")
@@ -237,6 +461,9 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
                 raise IngestError(f"another ingest is already writing to {index_dir}") from exc
             raise
         try:
+            # Holding the lock, any temporary version folder belongs to a writer that died:
+            # clear it now, even if this run ends up publishing nothing.
+            _remove_leftovers(index_dir)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -251,8 +478,11 @@ def publish(
     model: str,
     chunking: dict[str, Any],
     keep_versions: int = 3,
+    dense: DenseOptions | None = None,
 ) -> Manifest:
-    """Write a complete new version, verify it, then point CURRENT at it. Call under ingest_lock."""
+    """Write a complete new version, verify it, then point CURRENT at it. Call under ingest_lock.
+
+    `articles` must be sorted by id and `chunks` grouped by article in that order."""
     if vectors.shape[0] != len(chunks):
         raise ValueError(f"{len(chunks)} chunks but {vectors.shape[0]} vectors")
     versions = index_dir / VERSIONS
@@ -262,7 +492,9 @@ def publish(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        manifest = _write_version(tmp, name, articles, chunks, vectors, model, chunking)
+        manifest = _write_version(
+            tmp, name, articles, chunks, vectors, model, chunking, dense or DenseOptions(), index_dir
+        )
         load_version_dir(tmp, expected_model=model)  # verify what is on disk before serving it
         final = versions / name
         os.rename(tmp, final)
@@ -290,12 +522,22 @@ def _write_version(
     vectors: np.ndarray,
     model: str,
     chunking: dict[str, Any],
+    dense: DenseOptions,
+    index_dir: Path,
 ) -> Manifest:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     _write_jsonl(directory / "articles.jsonl", [asdict(a) for a in articles])
     _write_jsonl(directory / "chunks.jsonl", [asdict(c) for c in chunks])
+    _write_table(directory / "table", articles, chunks)
     np.save(directory / "vectors.npy", vectors, allow_pickle=False)
-    DenseIndex.build(vectors).save(directory / "dense.faiss")
+    kind = choose_kind(len(vectors), dense.setting, dense.ann_min_chunks)
+    dense_index = DenseIndex.build(
+        vectors, kind, nprobe=dense.nprobe, ef_search=dense.ef_search,
+        trained=_trained_ivf(index_dir) if kind == "ivf" else None,
+    )
+    dense_index.save(directory / "dense.faiss")
+    dense_info = {"kind": dense_index.kind, "setting": dense.setting}
+    del dense_index
     LexicalIndex.build([lexical_text(c) for c in chunks]).save(directory / "bm25")
 
     files = {}
@@ -312,12 +554,56 @@ def _write_version(
         files=files,
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         build=_package_versions(),
+        dense=dense_info,
     )
     manifest_path = directory / "manifest.json"
     manifest_path.write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
     _fsync_file(manifest_path)
     _fsync_dir(directory)
     return manifest
+
+
+def _write_table(directory: Path, articles: list[ArticleRecord], chunks: list[Chunk]) -> None:
+    """Per-chunk columns (ChunkTable): small integer arrays, plus ids and hashes as bytes."""
+    directory.mkdir()
+    position = {a.id: i for i, a in enumerate(articles)}
+    speaker_codes: dict[str, int] = {}
+    section_codes = {name: i for i, name in enumerate(SECTIONS)}
+    n = len(chunks)
+    article = np.empty(n, dtype=np.int32)
+    start = np.empty(n, dtype=np.int64)
+    end = np.empty(n, dtype=np.int64)
+    section = np.empty(n, dtype=np.uint8)
+    speaker = np.empty(n, dtype=np.int32)
+    for row, chunk in enumerate(chunks):
+        article[row] = position[chunk.article_id]
+        start[row] = chunk.start
+        end[row] = chunk.end
+        section[row] = section_codes[chunk.section]
+        speaker[row] = -1 if chunk.speaker is None else speaker_codes.setdefault(chunk.speaker, len(speaker_codes))
+    np.save(directory / "article.npy", article)
+    np.save(directory / "start.npy", start)
+    np.save(directory / "end.npy", end)
+    np.save(directory / "section.npy", section)
+    np.save(directory / "speaker.npy", speaker)
+    np.save(directory / "id.npy", np.array([c.id.encode("utf-8") for c in chunks], dtype=bytes))
+    np.save(directory / "text_hash.npy", np.array([c.text_hash.encode("utf-8") for c in chunks], dtype=bytes))
+    (directory / "speakers.json").write_text(json.dumps(list(speaker_codes)), encoding="utf-8")
+
+
+def _trained_ivf(index_dir: Path) -> DenseIndex | None:
+    """The served version's IVF index, whose trained centroids a republish can reuse."""
+    name = current_version_name(index_dir)
+    path = index_dir / VERSIONS / name / "dense.faiss" if name else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        manifest = read_manifest(path.parent)
+        if manifest.dense.get("kind") != "ivf":
+            return None
+        return DenseIndex.load(path)
+    except (IndexCorruptError, IndexMismatchError, RuntimeError):
+        return None
 
 
 def lexical_text(chunk: Chunk) -> str:
@@ -345,9 +631,16 @@ def prune_versions(index_dir: Path, keep: int) -> None:
     versions = index_dir / VERSIONS
     current = current_version_name(index_dir)
     names = sorted(e.name for e in versions.iterdir() if _VERSION_RE.match(e.name))
-    for entry in versions.iterdir():
-        if entry.name.startswith(_TMP_PREFIX):
-            shutil.rmtree(entry, ignore_errors=True)
+    _remove_leftovers(index_dir)
     for old in names[:-keep]:
         if old != current:
             shutil.rmtree(versions / old, ignore_errors=True)
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Temporary folders of interrupted publishes. Call only while holding ingest_lock."""
+    versions = index_dir / VERSIONS
+    if versions.is_dir():
+        for entry in versions.iterdir():
+            if entry.name.startswith(_TMP_PREFIX):
+                shutil.rmtree(entry, ignore_errors=True)

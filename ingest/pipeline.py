@@ -25,8 +25,10 @@ from ingest.segment import segment
 
 log = logging.getLogger("ingest")
 
-# Bump when cleaning, segmentation or chunking change what an article turns into.
-PIPELINE_VERSION = 1
+# Bump when cleaning, segmentation or chunking change what an article turns into (or what
+# the index is built from: 2 = BM25 keeps one-character tokens, k1 1.2, b 0.5; vectors are
+# unchanged, so the rebuild embeds nothing that is cached).
+PIPELINE_VERSION = 2
 
 
 @dataclass
@@ -124,6 +126,7 @@ def run_ingest(
             model=settings.model,
             chunking=chunking_params(settings),
             keep_versions=settings.keep_versions,
+            dense=dense_options(settings),
         )
     report.chunks = len(chunks)
     report.chunks_embedded = embedded
@@ -133,10 +136,22 @@ def run_ingest(
     return report
 
 
+def dense_options(settings: Settings) -> store.DenseOptions:
+    return store.DenseOptions(
+        setting=settings.dense_index,
+        ann_min_chunks=settings.dense_ann_min_chunks,
+        nprobe=settings.ivf_nprobe,
+        ef_search=settings.hnsw_ef_search,
+    )
+
+
 def _previous_version(
     index_dir: Path, settings: Settings
-) -> tuple[store.IndexVersion | None, str | None]:
-    """The served version if its articles can be reused, else None and why not."""
+) -> tuple[store.ReusableVersion | None, str | None]:
+    """The served version if its articles can be reused, else None and why not.
+
+    Only its chunk table and memory-mapped vectors are opened: loading FAISS and BM25 (and
+    checking their checksums) just to copy rows cost seconds at 100k articles."""
     try:
         manifest = store.current_manifest(index_dir)
         if manifest is None:
@@ -145,12 +160,12 @@ def _previous_version(
             return None, f"the model changed from {manifest.model!r} to {settings.model!r}"
         if manifest.chunking != chunking_params(settings):
             return None, f"chunking changed from {manifest.chunking} to {chunking_params(settings)}"
-        return store.load_index(index_dir, expected_model=settings.model), None
+        return store.open_reusable(index_dir, expected_model=settings.model), None
     except QAError as exc:
         return None, f"the current index cannot be read ({exc})"
 
 
-def _diff(articles: list[ArticleRecord], previous: store.IndexVersion | None) -> IngestReport:
+def _diff(articles: list[ArticleRecord], previous: store.ReusableVersion | None) -> IngestReport:
     report = IngestReport()
     before = previous.manifest.articles if previous else {}
     for article in articles:
@@ -175,37 +190,61 @@ def _check_chunk_size(settings: Settings, encoder: Encoder) -> None:
 
 def _build(
     articles: list[ArticleRecord],
-    previous: store.IndexVersion | None,
+    previous: store.ReusableVersion | None,
     report: IngestReport,
     settings: Settings,
     encoder: Encoder,
     progress: bool | None,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[list[Chunk], np.ndarray, int]:
-    """All chunks in article-id order with their vectors; only new text is embedded."""
+    """All chunks in article-id order with their vectors; only new text is embedded.
+
+    An unchanged article's chunks are rebuilt from the previous version's table columns and
+    the article's text (same content hash, so `text[start:end]` is the same passage), and
+    its vectors are copied from the previous vectors.npy in one vectorised gather."""
     reuse = set(report.unchanged)
-    old_rows: dict[str, list[int]] = {}
-    if previous is not None:
-        for row, chunk in enumerate(previous.chunks):
-            if chunk.article_id in reuse:
-                old_rows.setdefault(chunk.article_id, []).append(row)
+    old_rows: dict[str, np.ndarray] = {}
+    if previous is not None and reuse:
+        table = previous.chunks
+        order = np.argsort(table.article_index, kind="stable")
+        bounds = np.searchsorted(table.article_index[order], np.arange(len(table.article_list) + 1))
+        for position, article_id in enumerate(table.article_list):
+            if article_id in reuse:
+                old_rows[article_id] = order[bounds[position] : bounds[position + 1]]
+        ids, hashes = table.column("id"), table.column("text_hash")
 
     splitter = make_splitter(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)
     chunks: list[Chunk] = []
     new_chunks: list[Chunk] = []
-    sources: list[tuple[str, int]] = []  # ("old", row) or ("new", position in new_chunks)
+    old_out: list[int] = []  # output rows filled from the previous version
+    old_src: list[int] = []  # ... and the previous rows they come from
+    new_out: list[int] = []
     for article in sorted(articles, key=lambda a: a.id):
         if article.id in reuse:
-            for row in old_rows.get(article.id, []):
-                chunks.append(previous.chunks[row])
-                sources.append(("old", row))
+            for row in old_rows.get(article.id, ()):
+                row = int(row)
+                start, end = int(table.start[row]), int(table.end[row])
+                old_out.append(len(chunks))
+                old_src.append(row)
+                chunks.append(
+                    Chunk(
+                        id=ids[row].decode("utf-8"),
+                        article_id=article.id,
+                        text=article.text[start:end],
+                        start=start,
+                        end=end,
+                        section=table.sections[row],
+                        speaker=table.speakers[row],
+                        text_hash=hashes[row].decode("utf-8"),
+                    )
+                )
             continue
         made = article_chunks(article, splitter)
         if not made:
             log.warning("article %s has no text left after cleaning", article.id)
         for chunk in made:
+            new_out.append(len(chunks))
             chunks.append(chunk)
-            sources.append(("new", len(new_chunks)))
             new_chunks.append(chunk)
 
     cache = VectorCache(settings.index_dir / "cache" / "vectors.sqlite", settings.model, encoder.dim)
@@ -220,6 +259,10 @@ def _build(
     finally:
         cache.close()
     vectors = np.zeros((len(chunks), encoder.dim), dtype=np.float32)
-    for out_row, (kind, row) in enumerate(sources):
-        vectors[out_row] = previous.vectors[row] if kind == "old" else new_vectors[row]
+    if old_out:
+        src = np.asarray(old_src, dtype=np.int64)
+        # Rows come in previous-version order, so the gather reads the mapped file sequentially.
+        vectors[np.asarray(old_out, dtype=np.int64)] = previous.vectors[src]
+    if new_out:
+        vectors[np.asarray(new_out, dtype=np.int64)] = new_vectors
     return chunks, vectors, embedded

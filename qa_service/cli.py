@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"index_dir": args.index, "articles_dir": args.articles, "host": args.host, "port": args.port}
 
     def body() -> int:
+        # One thread per question for torch and FAISS (QA_QUERY_THREADS). Their pools
+        # otherwise spin a thread on every core for each question while other requests (and,
+        # on a small machine, other processes) want the same cores: on 2 shared cores a
+        # question's embedding took 163 ms median with 2 threads and 23 ms with 1, a flat
+        # FAISS search of 10k vectors 44 ms and 0.36 ms (docs/benchmarks.md).
+        from index.dense import set_query_threads
+
+        set_query_threads(int(os.environ.get("QA_QUERY_THREADS", "1")))
         settings = ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})
         if current_version_name(settings.index_dir) is None:
             print(

@@ -1,0 +1,58 @@
+"""Every performance benchmark runs end to end at a tiny size (figures are not checked: speed
+targets are for bench/run.py, not for unit tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("langchain_community")
+pytest.importorskip("matplotlib")
+
+
+def write_tiny_beir(folder: Path) -> Path:
+    """A BEIR-shaped stand-in for SciFact made of the sample articles' paragraphs, so the smoke
+    test needs nothing outside the repository (the full run reads ../shared/bench/scifact)."""
+    paragraphs = [
+        p.strip()
+        for f in sorted((ROOT / "data" / "articles").glob("*.txt"))
+        for p in f.read_text(encoding="utf-8").split("\n")
+        if len(p.split()) > 25
+    ]
+    folder.mkdir(parents=True)
+    with (folder / "corpus.jsonl").open("w", encoding="utf-8") as corpus:
+        for i, paragraph in enumerate(paragraphs):
+            corpus.write(json.dumps({"_id": str(i), "title": " ".join(paragraph.split()[:6]), "text": paragraph}) + "\n")
+    with (folder / "queries.jsonl").open("w", encoding="utf-8") as queries:
+        for i, paragraph in enumerate(paragraphs[::3]):
+            queries.write(json.dumps({"_id": f"q{i}", "text": " ".join(paragraph.split()[2:12])}) + "\n")
+    return folder
+
+
+@pytest.mark.slow
+def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    env = {**os.environ, "QA_BENCH_CACHE": str(tmp_path / "cache"), "QA_BENCH_SEEDS": "40", "HF_HUB_OFFLINE": "1",
+           "QA_BENCH_SCIFACT": str(write_tiny_beir(tmp_path / "scifact"))}
+    subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(out)], cwd=ROOT, env=env,
+                   check=True, timeout=900)
+    results = json.loads((tmp_path / "cache" / "results-quick.json").read_text())
+    assert results["ingest"]["chunks"] > 0 and results["ingest"]["ratio"] > 0
+    assert [r["articles"] for r in results["incremental"]] == [20, 60]
+    assert all(r["chunks_embedded"] > 0 for r in results["incremental"])
+    assert {r["chunks"] for r in results["recall"]} == {300, 900}
+    assert all(0 <= r["recall_at_10"] <= 1 for r in results["recall"])
+    systems = {(r["system"], r["chunks"]) for r in results["latency"]}
+    assert systems == {("ours", 300), ("ours", 900), ("langchain", 300), ("langchain", 900)}
+    assert all(r["errors"] == 0 and r["rss_mb"] > 0 for r in results["latency"])
+    text = out.read_text()
+    for heading in ("Ingest throughput", "Incremental add", "recall@10", "Query latency", "LangChain"):
+        assert heading in text
+    assert (tmp_path / "benchmarks-latency.png").stat().st_size > 1000
