@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 BODY = "body"
@@ -9,6 +10,13 @@ COMMENT = "comment"
 SECTIONS = (BODY, COMMENT)
 # Article ids double as file names: no '/', no leading dot, nothing outside this set.
 ARTICLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+ARTICLE_ID_RULE = "use letters, digits, '.', '_' or '-' (at most 200, not starting with a dot)"
+_ARTICLE_ID = re.compile(ARTICLE_ID_PATTERN)
+
+
+def is_valid_article_id(article_id: object) -> bool:
+    """Whether `article_id` may name an article (and so a file in the articles folder)."""
+    return isinstance(article_id, str) and _ARTICLE_ID.fullmatch(article_id) is not None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -102,7 +103,7 @@ class ArticleStore(Mapping[str, ArticleRecord]):
         for line in self._file:
             if line.strip():
                 row = json.loads(line)
-                ids.append(sys_intern(row["id"]))
+                ids.append(sys.intern(row["id"]))
                 offsets.append(position)
                 dates.append(row.get("date") or "")
                 ArticleRecord(**row)  # fail at load, not at the first question, on a bad row
@@ -160,7 +161,7 @@ class ChunkTable(Sequence[Chunk]):
         self._ids = np.load(directory / "id.npy", mmap_mode="r")
         self._hashes = np.load(directory / "text_hash.npy", mmap_mode="r")
         names = json.loads((directory / "speakers.json").read_text(encoding="utf-8"))
-        self._speaker_names: list[str | None] = [sys_intern(n) for n in names] + [None]
+        self._speaker_names: list[str | None] = [sys.intern(n) for n in names] + [None]
         n = len(self.article_index)
         if not all(len(a) == n for a in (self.start, self.end, self._section_codes, self._speaker_codes, self._ids, self._hashes)):
             raise ValueError(f"chunk table columns in {directory} differ in length")
@@ -242,12 +243,6 @@ class VectorRows:
         if isinstance(rows, slice):
             rows = range(*rows.indices(self._dense.size))
         return self._dense.vectors(np.asarray(rows, dtype=np.int64))
-
-
-def sys_intern(text: str) -> str:
-    import sys
-
-    return sys.intern(text)
 
 
 @dataclass

@@ -14,12 +14,11 @@ from typing import Any
 
 import yaml
 
-from index.records import ARTICLE_ID_PATTERN, ArticleRecord
+from index.records import ARTICLE_ID_RULE, ArticleRecord, is_valid_article_id
 
 META_SUFFIX = ".meta.json"
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 METADATA_FIELDS = ("title", "author", "date", "url", "source")
-_ID_RE = re.compile(ARTICLE_ID_PATTERN)
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
 
 
@@ -46,11 +45,8 @@ def content_hash(text: str, metadata: dict[str, Any]) -> str:
 
 def make_article(article_id: str, text: str, metadata: dict[str, Any]) -> ArticleRecord:
     """Validate and normalise one article; raise ArticleFormatError with the reason."""
-    if not isinstance(article_id, str) or not _ID_RE.fullmatch(article_id):
-        raise ArticleFormatError(
-            f"article id {article_id!r} is not valid: use letters, digits, '.', '_' or '-' "
-            "(at most 200, not starting with a dot)"
-        )
+    if not is_valid_article_id(article_id):
+        raise ArticleFormatError(f"article id {article_id!r} is not valid: {ARTICLE_ID_RULE}")
     if not isinstance(text, str) or not text.strip():
         raise ArticleFormatError("the article has no text")
     text = text.replace("\r\n", "\n").replace("\r", "\n")

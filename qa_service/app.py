@@ -38,7 +38,13 @@ from index.errors import (
     InvalidQueryError,
     QAError,
 )
-from index.records import ARTICLE_ID_PATTERN, ArticleRecord, Filters
+from index.records import (
+    ARTICLE_ID_PATTERN,
+    ARTICLE_ID_RULE,
+    ArticleRecord,
+    Filters,
+    is_valid_article_id,
+)
 from index.search import Searcher
 from ingest.load import ArticleFormatError
 from ingest.pipeline import IngestReport
@@ -47,8 +53,8 @@ from qa_service.holder import IndexHolder
 from qa_service.jobs import Job, JobRunner
 from qa_service.metrics import CONTENT_TYPE, Metrics
 from qa_service.middleware import BodySizeLimit, RecordMetrics
-from qa_service.ratelimit import RateLimiter
 from qa_service.pages import pages_router
+from qa_service.ratelimit import RateLimiter
 from qa_service.schemas import (
     ArticleIn,
     ArticleList,
@@ -399,11 +405,9 @@ async def _read_upload(request: Request) -> tuple[str, str, bytes]:
         raise HTTPException(422, "the form needs a 'file' field with the article")
     name = PurePath(upload.filename or "").name
     article_id = form.get("id") or PurePath(name).stem
-    if not isinstance(article_id, str) or not article_files.valid_id(article_id):
+    if not is_valid_article_id(article_id):
         raise HTTPException(
-            422,
-            f"article id {article_id!r} is not valid: use letters, digits, '.', '_' or '-' "
-            "(at most 200, not starting with a dot); give one in the 'id' field",
+            422, f"article id {article_id!r} is not valid: {ARTICLE_ID_RULE}; give one in the 'id' field"
         )
     return article_id, PurePath(name).suffix, await upload.read()
 

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 
-from index.records import ARTICLE_ID_PATTERN
 from ingest.load import META_SUFFIX, SUPPORTED, ArticleFormatError, load_file, make_article
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
-_ARTICLE_ID = re.compile(ARTICLE_ID_PATTERN)
-
-
-def valid_id(article_id: str) -> bool:
-    return bool(_ARTICLE_ID.fullmatch(article_id))
 
 
 def files_of(articles_dir: Path, article_id: str) -> list[Path]:

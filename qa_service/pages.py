@@ -9,17 +9,14 @@ shows archive text, and the policy is a second guard behind inserting it only as
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from index.records import ARTICLE_ID_PATTERN
+from index.records import is_valid_article_id
 
 WIDGET_DIR = Path(__file__).resolve().parent / "widget"
-
-ARTICLE_ID_RE = re.compile(ARTICLE_ID_PATTERN)
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -70,7 +67,7 @@ def pages_router() -> APIRouter:
     def read_article(article_id: str) -> Response:
         # The page looks the article up itself (and says so if it is unknown); here we only
         # turn away ids that no article can have.
-        if not ARTICLE_ID_RE.fullmatch(article_id):
+        if not is_valid_article_id(article_id):
             raise HTTPException(status_code=404, detail=f"not a valid article id: {article_id!r}")
         return HTMLResponse(read_page, headers=PAGE_HEADERS)
 

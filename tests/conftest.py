@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,6 +22,36 @@ from ingest.pipeline import run_ingest
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_ARTICLES = REPO / "data" / "articles"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_qa_serve(articles: Path, index: Path, port: int, log: Path, **env_extra: str) -> subprocess.Popen:
+    """`qa-serve` as a user starts it, on 127.0.0.1:`port`, returned once /readyz says ready.
+
+    The log goes to a file: an unread pipe fills up and blocks the server's access log."""
+    env = {**os.environ, "QA_RELOAD_INTERVAL_S": "0.2", "QA_ASK_RATE_PER_MINUTE": "0", **env_extra}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "qa-serve"), "--index", str(index), "--articles", str(articles),
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"qa-serve exited with {server.returncode}:\n{log.read_text()[-3000:]}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+                if json.loads(response.read()).get("ready"):
+                    return server
+        except OSError:
+            pass
+        time.sleep(0.3)
+    server.kill()
+    raise AssertionError(f"qa-serve not ready after 180 s:\n{log.read_text()[-3000:]}")
 
 
 def record(name: str, figures: dict) -> None:

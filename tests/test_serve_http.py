@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from index.store import VERSIONS
-from tests.conftest import REPO, record
+from tests.conftest import REPO, free_port, record, start_qa_serve
 from tests.test_service import LIGHTHOUSE_TEXT, copy_service_dirs
 
 BIN = Path(sys.executable).parent
@@ -27,12 +26,6 @@ QUESTIONS = [
     "What is missing from the NHS Long Term Plan?",
     "Who trimmed the lamp of the Stroma lighthouse?",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_json(
@@ -46,27 +39,6 @@ def http_json(
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
-
-
-def start_server(articles: Path, index: Path, port: int, log: Path, **env_extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "QA_RELOAD_INTERVAL_S": "0.2", "QA_ASK_RATE_PER_MINUTE": "0", **env_extra}
-    # The log goes to a file: an unread pipe fills up and blocks the server's access log.
-    server = subprocess.Popen(
-        [str(BIN / "qa-serve"), "--index", str(index), "--articles", str(articles),
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert server.poll() is None, log.read_text()
-        try:
-            if http_json(f"http://127.0.0.1:{port}/readyz", timeout=1)[0] == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.3)
-    server.kill()
-    raise AssertionError("qa-serve did not become ready")
 
 
 EXTRA_TEXT = (
@@ -102,7 +74,7 @@ def test_serve_answers_through_republishing_and_stops_cleanly(tmp_path: Path, sa
     articles, index = copy_service_dirs(tmp_path, sample_index)
     port = free_port()
     log = tmp_path / "serve.log"
-    server = start_server(articles, index, port, log)
+    server = start_qa_serve(articles, index, port, log)
     base = f"http://127.0.0.1:{port}"
     try:
         first_version = http_json(f"{base}/readyz")[1]["index_version"]
@@ -179,7 +151,7 @@ def test_sigterm_during_an_admin_reindex_leaves_a_complete_index(tmp_path: Path,
     articles, index = copy_service_dirs(tmp_path, sample_index)
     _write_more_articles(articles, 40)
     port, log = free_port(), tmp_path / "serve.log"
-    server = start_server(articles, index, port, log, QA_ADMIN_TOKEN="t0ken")
+    server = start_qa_serve(articles, index, port, log, QA_ADMIN_TOKEN="t0ken")
     base = f"http://127.0.0.1:{port}"
     try:
         code, job = http_json(f"{base}/admin/reindex", token="t0ken", method="POST")

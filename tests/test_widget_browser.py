@@ -14,11 +14,9 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -41,11 +39,10 @@ expect = sync_api.expect
 
 from index.settings import Settings  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
+from tests.conftest import REPO, SAMPLE_ARTICLES, free_port, start_qa_serve  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE_ARTICLES = REPO / "data" / "articles"
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -84,12 +81,6 @@ HOSTILE_QUESTION = "How do Orkney lighthouse keepers polish the brass lanterns?"
 
 
 # ---- servers ------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get_json(url: str) -> dict:
@@ -181,37 +172,13 @@ def api(tmp_path_factory: pytest.TempPathFactory, encoder, site: StaticSite) -> 
     index_dir = work / "index"
     run_ingest(articles, Settings(index_dir=index_dir), encoder=encoder, progress=False)
 
-    port = _free_port()
-    scripts = Path(sys.executable).parent
-    serve = [str(scripts / "qa-serve")] if (scripts / "qa-serve").exists() else [
-        sys.executable, "-m", "qa_service.cli"]
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "QA_CORS_ORIGINS": json.dumps([site.origin]),
-        "QA_MAX_QUESTION_CHARS": str(MAX_QUESTION_CHARS),
-    }
-    log_path = work / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*serve, "--index", str(index_dir), "--articles", str(articles),
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work,
-        )
+    port = free_port()
+    process = start_qa_serve(
+        articles, index_dir, port, work / "serve.log",
+        QA_CORS_ORIGINS=json.dumps([site.origin]), QA_MAX_QUESTION_CHARS=str(MAX_QUESTION_CHARS),
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"qa-serve exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if _get_json(f"{base}/readyz").get("ready"):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"qa-serve not ready after 180 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
         yield base
     finally:
         process.terminate()
