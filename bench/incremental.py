@@ -80,7 +80,9 @@ def add_one(n_articles: int, encoder, repeats: int = 3) -> AddResult:
     totals, embeds, embedded, chunks = [], [], 0, 0
     for rep in range(repeats):
         stamp = f"{time.time_ns()}-{rep}"
-        (articles_dir / f"added-{stamp}.txt").write_text(f"{text}\n\nRevision {stamp}.\n", encoding="utf-8")
+        # Every paragraph made unique, so no chunk of the new article is in the vector cache.
+        unique = "\n\n".join(f"{p.strip()} [{stamp}]" for p in text.split("\n\n") if p.strip())
+        (articles_dir / f"added-{stamp}.txt").write_text(unique + "\n", encoding="utf-8")
         timed.seconds = 0.0
         report = run_ingest(articles_dir, settings, timed, progress=False)
         assert report.added == [f"added-{stamp}"], report.to_json()

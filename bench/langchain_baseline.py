@@ -88,7 +88,8 @@ def synthetic_store(n_chunks: int, embedder=None) -> Path:
             metadatas.append({"article_id": article_id, "start": start})
     texts, metadatas = texts[:n_chunks], metadatas[:n_chunks]
     vectors = synthetic_vectors(len(texts), seed_vectors())
-    store = FAISS.from_embeddings(list(zip(texts, vectors.tolist())), embedder or embeddings(), metadatas=metadatas)
+    # Rows as numpy arrays: .tolist() would make 384 Python floats per chunk (GBs at 1M).
+    store = FAISS.from_embeddings(list(zip(texts, vectors)), embedder or embeddings(), metadatas=metadatas)
     store.save_local(str(directory))
     return directory
 
@@ -102,7 +103,7 @@ def rebuild_index_seconds(n_chunks: int, embedder=None) -> float:
         for start, end in offsets:
             texts.append(text[start:end])
             metadatas.append({"article_id": article_id, "start": start})
-    vectors = synthetic_vectors(len(texts), seed_vectors()).tolist()
+    vectors = list(synthetic_vectors(len(texts), seed_vectors()))
     work = Path(tempfile.mkdtemp(prefix="qa-bench-lc-"))
     try:
         with Timer() as t:

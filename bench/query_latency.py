@@ -167,13 +167,13 @@ def ours_http(n_chunks: int, queries: list[str], requests: int, clients: int, to
     return serve_and_measure("ours", command, env, info["chunks"], info["dense"]["kind"], queries, requests, clients)
 
 
-def query_embedding_ms(queries: list[str], threads: int = 1, repeats: int = 200) -> float:
+def query_embedding_ms(queries: list[str], threads: int = 1, backend: str = "onnx", repeats: int = 200) -> float:
     """Median time of the model encoding one question: what /ask cannot go below."""
     from index.dense import set_query_threads
     from index.encoder import Encoder
 
     set_query_threads(threads)
-    encoder = Encoder()
+    encoder = Encoder(query_backend=backend)
     for q in queries[:10]:
         encoder.encode_query(q)
     times = []
@@ -181,6 +181,7 @@ def query_embedding_ms(queries: list[str], threads: int = 1, repeats: int = 200)
         with Timer() as t:
             encoder.encode_query(queries[i % len(queries)])
         times.append(t.seconds * 1000)
+    set_query_threads(len(os.sched_getaffinity(0)))
     return round(median(times), 2)
 
 
@@ -195,6 +196,7 @@ def ann_recall(n_chunks: int, query_vectors: np.ndarray, k: int = 10) -> AnnReca
     index_dir, info = synthetic_index(n_chunks)
     set_query_threads(1)  # as the server does (after building: building uses every core)
     version = load_index(index_dir)
+    version.dense.set_search_params()  # the default query-time effort, as Searcher sets it
     vectors = np.load(version.path / "vectors.npy")
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)

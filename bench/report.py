@@ -36,12 +36,14 @@ def plot(results: dict, path: Path) -> bool:
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for system, color in (("ours", "tab:blue"), ("langchain", "tab:orange")):
-        rows = sorted((r for r in latency if r["system"] == system), key=lambda r: r["chunks"])
-        if rows:
+        for clients in sorted({r["clients"] for r in latency if r["system"] == system}):
+            rows = sorted((r for r in latency if (r["system"], r["clients"]) == (system, clients)),
+                          key=lambda r: r["chunks"])
             x = [r["chunks"] for r in rows]
-            ax.plot(x, [r["p50_ms"] for r in rows], "o-", color=color, label=f"{system} p50")
-            ax.plot(x, [r["p99_ms"] for r in rows], "s--", color=color, label=f"{system} p99")
-    floor = (results.get("query_embedding_ms") or {}).get("1")
+            style = {"linestyle": "-" if clients == 1 else "--", "color": color}
+            ax.plot(x, [r["p50_ms"] for r in rows], marker="o", **style, label=f"{system} p50, {clients} client(s)")
+            ax.plot(x, [r["p99_ms"] for r in rows], marker="^", alpha=0.5, **style, label=f"{system} p99, {clients} client(s)")
+    floor = (results.get("query_embedding_ms") or {}).get("onnx_1")
     if floor:
         ax.axhline(floor, color="grey", linestyle=":", label=f"query embedding alone ({floor} ms)")
     ax.axhline(15, color="green", linewidth=0.8, label="target p50 15 ms")
@@ -51,7 +53,7 @@ def plot(results: dict, path: Path) -> bool:
     ax.set_xlabel("index size (chunks)")
     ax.set_ylabel("/ask latency over HTTP (ms)")
     ax.set_title("Query latency against index size")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6.5, ncol=2, loc="upper left")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -69,9 +71,8 @@ def render(results: dict, out: Path, quick: bool = False) -> None:
         "",
         f"Run started {results.get('started', '?')}. Machine: {m.get('cpus')} CPU cores "
         f"({m.get('cpu_model')}), {m.get('memory_gb')} GB memory, Python {m.get('python')}; "
-        f"load average when the report was written {m.get('load_at_start')}. The cores are shared with "
-        "other work (another process embedding), so timings are noisy: medians are reported, "
-        "and latency runs are a fixed number of requests.",
+        f"load average (1, 5, 15 min) when the results were last saved: {m.get('load_at_start')}. "
+        "Medians are reported, and latency runs are a fixed number of requests.",
         "",
         "## How to reproduce",
         "",
@@ -111,7 +112,7 @@ def render(results: dict, out: Path, quick: bool = False) -> None:
             "## Dense index choice: recall@10 against exact search",
             "",
             "`QA_DENSE_INDEX=auto` (default): flat (exact) below `QA_DENSE_ANN_MIN_CHUNKS` (50,000) chunks, "
-            "else IVF over 8-bit scalar-quantised vectors (lists ≈ 2·√n; nprobe was lists/32, at least 16, when these indexes were built; now lists/16, at least 64). "
+            "else IVF over 8-bit scalar-quantised vectors (lists ≈ 2·√n, a power of two; nprobe = lists/32, at least 64). "
             "All SciFact claims as questions, embedded by the model; truth = exact inner-product search over "
             "the same vectors (vectors.npy).",
             "",
@@ -134,10 +135,11 @@ def render(results: dict, out: Path, quick: bool = False) -> None:
             _table(["system", "chunks", "dense", "requests", "clients", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s", "RSS MB", "anon MB", "peak MB", "bytes/chunk", "load s"],
                    [[r["system"], r["chunks"], r["dense"], r["requests"], r["clients"], r["errors"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
                      r["requests_per_s"], r["rss_mb"], r["rss_anon_mb"], r["rss_peak_mb"], r["bytes_per_chunk"], r["load_s"]]
-                    for r in sorted(latency, key=lambda r: (r["system"], r["chunks"]))]),
+                    for r in sorted(latency, key=lambda r: (r["system"], r["clients"], r["chunks"]))]),
             "",
-            f"Query embedding alone (one question, median of 200): {emb.get('1', '–')} ms with 1 torch thread, "
-            f"{emb.get('2', '–')} ms with 2 threads.",
+            "Query embedding alone (one SciFact claim, median of 200), the floor of a search: "
+            f"ONNX Runtime (what `qa-serve` uses) {emb.get('onnx_1', '–')} ms with 1 thread, {emb.get('onnx_2', '–')} ms "
+            f"with 2; torch {emb.get('torch_1', '–')} ms with 1 thread, {emb.get('torch_2', '–')} ms with 2.",
             "",
         ]
         if has_plot:
@@ -157,12 +159,13 @@ def render(results: dict, out: Path, quick: bool = False) -> None:
             label = f"add one article to {lc['articles']:,} articles (s)"
             rows.append([label, ours and ours["total_s"], f"{lc_total:.1f} (embed {lc['embed_s_projected']} projected + index {lc['index_s']} measured)",
                          _ratio(lc_total, ours and ours["total_s"])])
-        for r in sorted((x for x in latency if x["system"] == "langchain"), key=lambda x: x["chunks"]):
-            ours = next((x for x in latency if x["system"] == "ours" and x["chunks"] == r["chunks"]), None)
+        for r in sorted((x for x in latency if x["system"] == "langchain"), key=lambda x: (x["clients"], x["chunks"])):
+            ours = next((x for x in latency if (x["system"], x["chunks"], x["clients"]) == ("ours", r["chunks"], r["clients"])), None)
             if ours:
+                at = f"at {r['chunks']:,} chunks, {r['clients']} client(s)"
                 for key, name in (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("rss_mb", "RSS MB")):
-                    rows.append([f"{name} at {r['chunks']:,} chunks", ours[key], r[key], _ratio(r[key], ours[key])])
-                rows.append([f"req/s at {r['chunks']:,} chunks", ours["requests_per_s"], r["requests_per_s"],
+                    rows.append([f"{name} {at}", ours[key], r[key], _ratio(r[key], ours[key])])
+                rows.append([f"req/s {at}", ours["requests_per_s"], r["requests_per_s"],
                              _ratio(ours["requests_per_s"], r["requests_per_s"])])
         parts += [_table(["figure", "ours", "LangChain", "ratio (>1: ours ahead)"], rows), ""]
         parts += ["LangChain's full rebuild re-embeds every chunk: its embedding time is projected from its measured "

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace, results: dict) -> None:
     from index.encoder import Encoder
 
     sizes = [int(s) for s in args.sizes.split(",")]
+    client_counts = [int(c) for c in str(args.clients).split(",")]
     article_sizes = [int(s) for s in args.articles.split(",")]
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     queries = scifact_queries()
@@ -64,12 +65,14 @@ def run(args: argparse.Namespace, results: dict) -> None:
                 print("recall", asdict(r), flush=True)
                 results["recall"] = [x for x in results["recall"] if x["chunks"] != r.chunks] + [asdict(r)]
             if "latency" in only:
-                r = ours_http(size, queries, args.requests, args.clients)
-                print("latency", asdict(r), flush=True)
-                results["latency"] = [x for x in results["latency"] if not (x["chunks"] == r.chunks and x["system"] == "ours")] + [asdict(r)]
+                for clients in client_counts:
+                    record_latency(results, ours_http(size, queries, args.requests, clients))
             save()
         if "latency" in only:
-            results["query_embedding_ms"] = {str(t): query_embedding_ms(queries, threads=t) for t in (1, 2)}
+            results["query_embedding_ms"] = {
+                f"{backend}_{threads}": query_embedding_ms(queries, threads, backend)
+                for backend in ("onnx", "torch") for threads in (1, 2)
+            }
             save()
     if "langchain" in only:
         from bench import langchain_baseline as lc
@@ -88,12 +91,19 @@ def run(args: argparse.Namespace, results: dict) -> None:
             print("langchain rebuild", rebuild[-1], flush=True)
         results["langchain_rebuild"] = rebuild
         save()
-        results.setdefault("latency", [])
         for size in sizes:
-            h = lc.http(size, queries, args.requests, args.clients)
-            print("langchain latency", asdict(h), flush=True)
-            results["latency"] = [x for x in results["latency"] if not (x["chunks"] == h.chunks and x["system"] == "langchain")] + [asdict(h)]
+            for clients in client_counts:
+                record_latency(results, lc.http(size, queries, args.requests, clients))
             save()
+
+
+def record_latency(results: dict, row) -> None:
+    """Add one HTTP latency run, replacing an earlier one of the same system, size and clients."""
+    print("latency", asdict(row), flush=True)
+    key = (row.system, row.chunks, row.clients)
+    results.setdefault("latency", [])
+    results["latency"] = [x for x in results["latency"] if (x["system"], x["chunks"], x["clients"]) != key]
+    results["latency"].append(asdict(row))
 
 
 def results_path(args: argparse.Namespace) -> Path:
@@ -108,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", help="index sizes in articles for incremental add")
     parser.add_argument("--docs", type=int, help="SciFact abstracts for ingest throughput")
     parser.add_argument("--requests", type=int, help="requests per latency run")
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--clients", default="1,4", help="concurrent clients per latency run, comma-separated")
     parser.add_argument("--repeats", type=int, help="repetitions (medians are reported)")
     parser.add_argument("--lc-rebuild-max", type=int, default=300_000, help="largest LangChain rebuild actually timed (chunks)")
     parser.add_argument("--results", help="results JSON (default under $QA_BENCH_CACHE)")

@@ -15,6 +15,7 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
 DenseIndexSetting = Literal["auto", "flat", "ivf", "hnsw"]
+QueryBackend = Literal["onnx", "torch"]
 
 
 class Settings(BaseSettings):
@@ -43,11 +44,16 @@ class Settings(BaseSettings):
         50_000, ge=1, description="with dense_index=auto, indexes of this many chunks or more are approximate"
     )
     ivf_nprobe: int | None = Field(
-        None, ge=1, description="IVF lists searched per question (default: lists / 32, at least 16)"
+        None, ge=1, description="IVF lists searched per question (default: lists / 32, at least 64)"
     )
     hnsw_ef_search: int = Field(64, ge=1, description="HNSW candidate list size per question")
 
     # Search
+    query_backend: QueryBackend = Field(
+        "onnx",
+        description="runtime for embedding a question: onnx (ONNX Runtime, same vector, faster; "
+        "falls back to torch if the model cannot be exported) or torch",
+    )
     search_mode: SearchMode = "hybrid"
     top_k: int = Field(5, ge=1, le=50)
     candidates: int = Field(100, ge=10, description="candidates taken from each retriever")

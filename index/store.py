@@ -2,7 +2,7 @@
 
 Layout of INDEX_DIR:
     CURRENT                 name of the served version (replaced atomically)
-    versions/<name>/        manifest.json, articles.jsonl, chunks.jsonl, table/, vectors.npy,
+    versions/<name>/        manifest.json, articles.jsonl, table/, vectors.npy,
                             dense.faiss, bm25/ -- every file's sha256 is in the manifest
     cache/                  embedding cache (owned by ingest)
     .ingest.lock            held by the one ingest allowed at a time
@@ -15,8 +15,10 @@ Format 2 (memory at a million chunks): a loaded version keeps in memory only the
 (article, offsets, section, speaker as small integer arrays). Article text is read from
 articles.jsonl on demand (`ArticleStore`: byte offsets, one pread per article), and a chunk's
 text is its article's `text[start:end]`, so no text is held for the whole collection.
-chunks.jsonl stays for people and tools; vectors.npy for incremental ingest (memory-mapped)
-and for rebuilding the dense index.
+vectors.npy is kept for incremental ingest (memory-mapped) and for rebuilding the dense index.
+Versions written before 2026-11-23 also have chunks.jsonl, a copy of every chunk's text that
+nothing read; it was dropped because writing it was a fifth of the time of adding one article
+to a large index (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -521,8 +523,8 @@ def _write_version(
     index_dir: Path,
 ) -> Manifest:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    _write_jsonl(directory / "articles.jsonl", [asdict(a) for a in articles])
-    _write_jsonl(directory / "chunks.jsonl", [asdict(c) for c in chunks])
+    # vars(), not asdict(): the fields are plain values, and asdict's deep copy was seconds at 100k articles.
+    _write_jsonl(directory / "articles.jsonl", [vars(a) for a in articles])
     _write_table(directory / "table", articles, chunks)
     np.save(directory / "vectors.npy", vectors, allow_pickle=False)
     kind = choose_kind(len(vectors), dense.setting, dense.ann_min_chunks)

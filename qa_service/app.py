@@ -91,18 +91,20 @@ class Service:
     ask_limiter: RateLimiter | None
 
 
-def get_service(request: Request) -> Service:
+# Dependencies are `async def`: they do no I/O, and FastAPI runs a plain `def` dependency in
+# its thread pool, one hop per dependency per request (about a millisecond of /ask's time).
+async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
-def get_searcher(service: Annotated[Service, Depends(get_service)]) -> Searcher:
+async def get_searcher(service: Annotated[Service, Depends(get_service)]) -> Searcher:
     searcher = service.holder.searcher
     if searcher is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, service.holder.last_error or "no index loaded")
     return searcher
 
 
-def ask_rate_limit(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
+async def ask_rate_limit(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
     if service.ask_limiter is None:
         return
     client = request.client.host if request.client else "unknown"
@@ -118,7 +120,7 @@ def ask_rate_limit(request: Request, service: Annotated[Service, Depends(get_ser
 _bearer = HTTPBearer(auto_error=False, description="QA_ADMIN_TOKEN")
 
 
-def require_admin(
+async def require_admin(
     service: Annotated[Service, Depends(get_service)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -186,7 +188,11 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = encoder or await run_in_threadpool(Encoder, settings.model, settings.embed_batch_size)
+        model = encoder or await run_in_threadpool(
+            Encoder, settings.model, settings.embed_batch_size, settings.query_backend
+        )
+        # Builds the question path (ONNX export and its check) now, not in the first request.
+        await run_in_threadpool(model.encode_query, "warm-up")
         metrics = Metrics()
         holder = IndexHolder(
             settings, model, on_swap=metrics.served,
@@ -194,7 +200,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
         )
 
         def job_finished(job: Job, report: IngestReport | None) -> None:
-            metrics.ingest_jobs.labels(job.status).inc()
+            metrics.ingest_jobs.labels("failed" if report is None else "succeeded").inc()
             if report is not None and report.published:
                 holder.refresh()  # serve the new version now rather than at the next poll
 

@@ -90,7 +90,7 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         job.status, job.started, job.stage = "running", time.time(), "loading"
-        report = None
+        report, outcome = None, "failed"
         try:
             report = run_ingest(
                 self._settings.articles_dir,
@@ -100,12 +100,16 @@ class JobRunner:
                 on_progress=self._progress(job),
             )
             job.result = report.to_json()
-            job.status = "succeeded"
+            outcome = "succeeded"
         except QAError as exc:
-            job.error, job.status = str(exc), "failed"
+            job.error = str(exc)
         except Exception as exc:  # a job must never take the worker down; report it instead
             log.exception("ingest job %s failed", job.id)
-            job.error, job.status = f"{type(exc).__name__}: {exc}", "failed"
+            job.error = f"{type(exc).__name__}: {exc}"
         finally:
-            job.finished, job.stage = time.time(), None
-            self._on_finished(job, report)
+            # The callback switches the service to the new version first, so a client that
+            # sees "succeeded" is already answered from it.
+            try:
+                self._on_finished(job, report)
+            finally:
+                job.finished, job.stage, job.status = time.time(), None, outcome

@@ -52,6 +52,8 @@ def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
     systems = {(r["system"], r["chunks"]) for r in results["latency"]}
     assert systems == {("ours", 300), ("ours", 900), ("langchain", 300), ("langchain", 900)}
     assert all(r["errors"] == 0 and r["rss_mb"] > 0 for r in results["latency"])
+    assert {r["clients"] for r in results["latency"]} == {1, 4}
+    assert set(results["query_embedding_ms"]) == {"onnx_1", "onnx_2", "torch_1", "torch_2"}
     text = out.read_text()
     for heading in ("Ingest throughput", "Incremental add", "recall@10", "Query latency", "LangChain"):
         assert heading in text

@@ -123,12 +123,12 @@ def test_altered_index_file_is_refused_naming_the_file(articles_copy: Path, tmp_
 def test_truncated_or_missing_index_file_is_refused(articles_copy: Path, tmp_path: Path, encoder) -> None:
     ingest(articles_copy, tmp_path / "index", encoder)
     version = _version_dir(tmp_path / "index")
-    chunks = version / "chunks.jsonl"
-    original = chunks.read_bytes()
-    chunks.write_bytes(original[:100])
-    with pytest.raises(IndexCorruptError, match="chunks.jsonl"):
+    articles = version / "articles.jsonl"
+    original = articles.read_bytes()
+    articles.write_bytes(original[:100])
+    with pytest.raises(IndexCorruptError, match="articles.jsonl"):
         load_index(tmp_path / "index")
-    chunks.write_bytes(original)
+    articles.write_bytes(original)
     (version / "dense.faiss").unlink()
     with pytest.raises(IndexCorruptError, match="dense.faiss"):
         load_index(tmp_path / "index")
@@ -151,5 +151,5 @@ def test_manifest_records_model_counts_and_checksums(sample_index: Path) -> None
     assert manifest["model"] == Settings().model
     assert manifest["dim"] == 384
     assert manifest["counts"]["articles"] == 5
-    assert {"vectors.npy", "chunks.jsonl", "articles.jsonl", "dense.faiss"} <= set(manifest["files"])
+    assert {"vectors.npy", "table/id.npy", "articles.jsonl", "dense.faiss"} <= set(manifest["files"])
     assert manifest["chunking"]["chunk_tokens"] == Settings().chunk_tokens

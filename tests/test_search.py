@@ -77,3 +77,15 @@ def test_single_retrievers_are_available(searcher: Searcher) -> None:
     for mode in ("dense", "lexical"):
         result = searcher.search("What is the Right to Provide scheme?", mode=mode)
         assert any("right to provide" in normalise(p.chunk.text) for p in result.passages[:3])
+
+
+def test_search_time_analysis_matches_the_index_tokens(searcher: Searcher) -> None:
+    # Questions and highlights use `analyse`; BM25 was built by `tokenize_corpus`. A word
+    # analysed differently on the two sides could never match.
+    from index.lexical import analyse, tokenize_corpus
+    from index.store import lexical_text
+
+    texts = [lexical_text(chunk) for chunk in searcher.index.chunks]
+    corpus = tokenize_corpus(texts)
+    words = {index: word for word, index in corpus.vocab.items()}
+    assert [[words[i] for i in ids] for ids in corpus.ids] == analyse(texts)

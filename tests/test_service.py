@@ -311,11 +311,11 @@ def test_service_picks_up_a_version_published_beside_it_and_refuses_a_corrupt_on
         # A published version whose file does not match its checksum is never served.
         bad = index / VERSIONS / "v999999-20990101T000000Z"
         shutil.copytree(index / VERSIONS / report.version, bad)
-        with (bad / "chunks.jsonl").open("ab") as handle:
+        with (bad / "articles.jsonl").open("ab") as handle:
             handle.write(b"\n")
         (index / "CURRENT").write_text(bad.name)
         deadline = time.monotonic() + 10
-        while "chunks.jsonl" not in (client.get("/readyz").json()["detail"] or ""):
+        while "articles.jsonl" not in (client.get("/readyz").json()["detail"] or ""):
             assert time.monotonic() < deadline, "the corrupt version was not reported"
             time.sleep(0.1)
         ready = client.get("/readyz").json()
