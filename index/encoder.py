@@ -205,7 +205,6 @@ class OnnxQueryModel:
         return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
-
 def _return_freed_memory() -> None:
     """Hand memory that Python and torch freed back to the OS (glibc keeps it otherwise)."""
     import gc

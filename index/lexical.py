@@ -12,7 +12,6 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-
 _local = threading.local()
 
 

@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"index_dir": args.index, "articles_dir": args.articles, "host": args.host, "port": args.port}
 
     def body() -> int:
-        # One thread per question for torch and FAISS (QA_QUERY_THREADS). Their pools
+        # One thread per question for torch, FAISS and ONNX Runtime (QA_QUERY_THREADS; the
+        # question path takes torch's count when it is built). Their pools
         # otherwise spin a thread on every core for each question while other requests (and,
         # on a small machine, other processes) want the same cores: on 2 shared cores a
         # question's embedding took 163 ms median with 2 threads and 23 ms with 1, a flat
