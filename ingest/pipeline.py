@@ -17,7 +17,7 @@ from index.encoder import Encoder
 from index.errors import IngestError, QAError
 from index.records import ArticleRecord, Chunk
 from index.settings import Settings
-from ingest.chunk import chunk_article, make_splitter
+from ingest.chunk import Chunker
 from ingest.clean import clean
 from ingest.embed import VectorCache, embed_chunks
 from ingest.load import Skipped, load_folder
@@ -26,9 +26,9 @@ from ingest.segment import segment
 log = logging.getLogger("ingest")
 
 # Bump when cleaning, segmentation or chunking change what an article turns into (or what
-# the index is built from: 2 = BM25 keeps one-character tokens, k1 1.2, b 0.5; vectors are
-# unchanged, so the rebuild embeds nothing that is cached).
-PIPELINE_VERSION = 2
+# the index is built from: 2 = BM25 keeps one-character tokens, k1 1.2, b 0.5; 3 = chunks
+# follow paragraphs). Chunks whose text did not change keep their cached vectors.
+PIPELINE_VERSION = 3
 
 
 @dataclass
@@ -69,9 +69,9 @@ def chunking_params(settings: Settings) -> dict[str, Any]:
     }
 
 
-def article_chunks(article: ArticleRecord, splitter) -> list[Chunk]:
+def article_chunks(article: ArticleRecord, chunker: Chunker) -> list[Chunk]:
     """Clean, segment and chunk one article."""
-    return chunk_article(article, segment(article.text, clean(article.text), article.author), splitter)
+    return chunker.chunk(article, segment(article.text, clean(article.text), article.author))
 
 
 def run_ingest(
@@ -213,7 +213,7 @@ def _build(
                 old_rows[article_id] = order[bounds[position] : bounds[position + 1]]
         ids, hashes = table.column("id"), table.column("text_hash")
 
-    splitter = make_splitter(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)
+    chunker = Chunker(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)
     chunks: list[Chunk] = []
     new_chunks: list[Chunk] = []
     old_out: list[int] = []  # output rows filled from the previous version
@@ -239,7 +239,7 @@ def _build(
                     )
                 )
             continue
-        made = article_chunks(article, splitter)
+        made = article_chunks(article, chunker)
         if not made:
             log.warning("article %s has no text left after cleaning", article.id)
         for chunk in made:

@@ -11,6 +11,7 @@ import pytest
 from index.errors import IndexCorruptError, IndexMismatchError, IngestError
 from index.settings import Settings
 from index.store import VERSIONS, current_version_name, load_index
+from ingest.chunk import paragraph_groups
 from ingest.pipeline import run_ingest
 
 ARTICLE = """The Riverside clinic opened a walk-in service for night-shift workers this spring.
@@ -42,6 +43,47 @@ def test_chunks_never_cross_a_section_or_speaker_boundary(sample_index: Path) ->
     assert all("Richard Grimes says" not in c.text for c in index.chunks)
     kitchen = [c for c in index.chunks if "kitchen replaced" in c.text]
     assert [c.speaker for c in kitchen] == ["Richard Grimes"]
+
+
+def test_paragraph_groups_start_a_new_run_once_the_minimum_is_held() -> None:
+    text = "Title\n\none two three four\n  \nfive six\n\nseven eight nine ten eleven\n\ntwelve"
+
+    def words(part: str) -> int:
+        return len(part.split())
+
+    groups = paragraph_groups(text, 0, len(text), 4, words)
+    # The 1-word title joins the next paragraph; "five six" (2 words) is below the minimum
+    # so the next paragraph joins it; "twelve" starts a run after the 7-word one.
+    assert [text[a:b] for a, b in groups] == [
+        "Title\n\none two three four",
+        "five six\n\nseven eight nine ten eleven",
+        "twelve",
+    ]
+    assert groups[0][0] == 0 and groups[-1][1] == len(text)
+    # Groups are offsets into the whole text, and stay inside the range asked for.
+    assert paragraph_groups(text, 7, 30, 4, words) == [(7, 25), (29, 30)]
+
+
+def test_short_paragraphs_are_not_packed_onto_a_full_one(tmp_path: Path, encoder) -> None:
+    """A paragraph after one of at least half a chunk starts its own chunk, even where
+    both would fit in one; a heading stays with the paragraph it introduces."""
+    opening = (
+        "Community pharmacies in the county have extended their opening hours so that people "
+        "who work shifts can collect prescriptions in the evening, and the council says the "
+        "scheme has reduced missed doses among older patients living alone. Pharmacists "
+        "also check blood pressure on two evenings a week, without an appointment, and refer "
+        "anyone with a worrying reading to the practice nurse the next morning."
+    )
+    funding = "The money for the scheme comes from the public health grant."
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "pharmacy.txt").write_text(
+        f"Evening opening\n\n{opening}\n\n{funding}\n", encoding="utf-8"
+    )
+    assert Settings().chunk_tokens // 2 <= encoder.count_tokens(opening) < Settings().chunk_tokens
+    ingest(articles, tmp_path / "index", encoder)
+    texts = [c.text for c in load_index(tmp_path / "index").chunks]
+    assert texts == [f"Evening opening\n\n{opening}", funding]
 
 
 def test_rerun_on_unchanged_folder_embeds_nothing(articles_copy: Path, tmp_path: Path, encoder) -> None:
