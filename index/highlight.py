@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from index.lexical import analyse
 from index.records import Highlight
@@ -28,15 +29,17 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return trimmed
 
 
-def best_sentence(text: str, query_terms: set[str]) -> Highlight:
-    """The sentence with the densest overlap with the question's terms (first one on ties)."""
+def best_sentence(text: str, term_weights: Mapping[str, float]) -> Highlight:
+    """The sentence with the densest overlap with the question's analysed terms, each counted
+    by its weight (BM25's idf: a rare word like "defence" says more than "health"), over the
+    square root of the sentence's length in terms. The first one wins ties."""
     spans = sentence_spans(text) or [(0, len(text))]
-    if not query_terms:
+    if not term_weights:
         return Highlight(*spans[0])
     best, best_score = spans[0], -1.0
     # One analyse call for all sentences: its per-call cost is most of a sentence's.
     for span, terms in zip(spans, analyse([text[start:end] for start, end in spans])):
-        matched = len(query_terms.intersection(terms))
+        matched = sum(term_weights[term] for term in set(terms) if term in term_weights)
         score = matched / (len(terms) ** 0.5) if terms else 0.0
         if score > best_score:
             best, best_score = span, score

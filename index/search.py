@@ -152,7 +152,8 @@ class Searcher:
         )
         passages: list[Passage] = []
         if not abstained:
-            terms = set(analyse([question])[0])
+            terms = sorted(set(analyse([question])[0]))
+            weights = dict(zip(terms, self.index.lexical.idf(terms).tolist()))
             for rank, ((row, score), dense) in enumerate(zip(chosen, dense_scores), start=1):
                 chunk = self.index.chunks[row]
                 passages.append(
@@ -162,7 +163,7 @@ class Searcher:
                         dense_score=round(float(dense), 4),
                         chunk=chunk,
                         article=self.index.articles[chunk.article_id],
-                        highlight=best_sentence(chunk.text, terms),
+                        highlight=best_sentence(chunk.text, weights),
                     )
                 )
         answer = _answer(passages) if passages else None

@@ -6,7 +6,8 @@ import pytest
 
 from index.errors import InvalidQueryError
 from index.evaluate import normalise
-from index.records import Filters
+from index.highlight import best_sentence
+from index.records import Filters, Highlight
 from index.search import Searcher
 
 
@@ -28,6 +29,21 @@ def test_highlight_is_a_sentence_of_the_passage(searcher: Searcher) -> None:
     assert "Japan and Spain" in sentence
     assert len(sentence) < len(top.chunk.text)
     assert top.chunk.speaker == "Ed Mayo"
+
+
+def test_highlight_weighs_rare_question_words_above_common_ones() -> None:
+    text = "Health and social care should be funded by taxes. Money could come from the defence budget."
+    common = {"health": 0.8, "social": 1.2, "care": 0.9}
+    rare = {"defenc": 4.0, "budget": 2.4}
+
+    def sentence(highlight: Highlight) -> str:
+        return text[highlight.start : highlight.end]
+
+    # Counted alike, three matching words win; weighted by idf, the rare pair does.
+    flat = best_sentence(text, dict.fromkeys([*common, *rare], 1.0))
+    assert sentence(flat).startswith("Health and social care")
+    weighted = best_sentence(text, common | rare)
+    assert sentence(weighted) == "Money could come from the defence budget."
 
 
 def test_out_of_scope_question_abstains(searcher: Searcher) -> None:
