@@ -20,7 +20,7 @@ from ingest.segment import Segment
 
 # Paragraphs, lines, sentences, clauses, words: the splitter tries each in turn.
 _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")  # a blank line, spaces or "\r" allowed
 
 
 class Chunker:

@@ -62,6 +62,12 @@ def test_paragraph_groups_start_a_new_run_once_the_minimum_is_held() -> None:
     assert groups[0][0] == 0 and groups[-1][1] == len(text)
     # Groups are offsets into the whole text, and stay inside the range asked for.
     assert paragraph_groups(text, 7, 30, 4, words) == [(7, 25), (29, 30)]
+    # Windows line ends inside a .jsonl article's text are blank lines too.
+    crlf = "one two three four\r\n\r\nfive"
+    assert [crlf[a:b] for a, b in paragraph_groups(crlf, 0, len(crlf), 4, words)] == [
+        "one two three four\r",
+        "five",
+    ]
 
 
 def test_short_paragraphs_are_not_packed_onto_a_full_one(tmp_path: Path, encoder) -> None:
