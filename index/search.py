@@ -152,8 +152,7 @@ class Searcher:
         )
         passages: list[Passage] = []
         if not abstained:
-            terms = sorted(set(analyse([question])[0]))
-            weights = dict(zip(terms, self.index.lexical.idf(terms).tolist()))
+            weights = self._term_weights(question)
             for rank, ((row, score), dense) in enumerate(zip(chosen, dense_scores), start=1):
                 chunk = self.index.chunks[row]
                 passages.append(
@@ -243,17 +242,21 @@ class Searcher:
         """The largest share of the question's BM25 weight (idf of its analysed terms; a term
         the index has never seen weighs most) that one passage of `rows` contains. 1.0 for a
         question with no searchable terms, which leaves the decision to the cosine."""
-        terms = sorted(set(analyse([question])[0]))
-        if not terms:
+        weights = self._term_weights(question)
+        if not weights:
             return 1.0
-        weights = self.index.lexical.idf(terms)
-        total = float(weights.sum())
+        total = sum(weights.values())
         best = 0.0
         passages = analyse([lexical_text(self.index.chunks[row]) for row in rows])
         for present in map(set, passages):
-            covered = sum(w for t, w in zip(terms, weights) if t in present)
-            best = max(best, float(covered) / total)
+            covered = sum(w for t, w in weights.items() if t in present)
+            best = max(best, covered / total)
         return best
+
+    def _term_weights(self, question: str) -> dict[str, float]:
+        """The question's analysed terms, each with its BM25 idf."""
+        terms = sorted(set(analyse([question])[0]))
+        return dict(zip(terms, self.index.lexical.idf(terms).tolist()))
 
     def _rank_turn(
         self,
