@@ -19,8 +19,9 @@ from typing import Literal
 import faiss
 import numpy as np
 
+from index.settings import DenseIndexSetting
+
 DenseKind = Literal["flat", "ivf", "hnsw"]
-DenseSetting = Literal["auto", "flat", "ivf", "hnsw"]
 
 # A filter that leaves at most this many rows is searched exactly over just those rows:
 # cheaper than an approximate search, and an ANN search with a restrictive filter would
@@ -37,7 +38,7 @@ def set_query_threads(threads: int) -> None:
     faiss.omp_set_num_threads(threads)
 
 
-def choose_kind(n: int, setting: DenseSetting = "auto", ann_min_chunks: int = 50_000) -> DenseKind:
+def choose_kind(n: int, setting: DenseIndexSetting = "auto", ann_min_chunks: int = 50_000) -> DenseKind:
     """`setting` unless it is "auto"; then flat below `ann_min_chunks` vectors, else IVF."""
     if setting != "auto":
         return setting

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from index.dense import DenseIndex, DenseSetting, choose_kind
+from index.dense import DenseIndex, choose_kind
 from index.errors import (
     IndexCorruptError,
     IndexMismatchError,
@@ -54,6 +54,7 @@ from index.errors import (
 )
 from index.lexical import LexicalIndex
 from index.records import SECTIONS, ArticleRecord, Chunk
+from index.settings import DenseIndexSetting
 
 FORMAT_VERSION = 2
 CURRENT = "CURRENT"
@@ -81,7 +82,7 @@ class Manifest:
 class DenseOptions:
     """How publish builds the dense index (index/settings.py: dense_index and friends)."""
 
-    setting: DenseSetting = "auto"
+    setting: DenseIndexSetting = "auto"
     ann_min_chunks: int = 50_000
     nprobe: int | None = None
     ef_search: int = 64
@@ -193,12 +194,16 @@ class ChunkTable(Sequence[Chunk]):
         row = int(row)
         if row < 0:
             row += len(self)
-        article_id = self.article_ids[row]
+        return self.chunk_with_text(row, self._articles[self.article_ids[row]].text)
+
+    def chunk_with_text(self, row: int, article_text: str) -> Chunk:
+        """Row `row` as a Chunk, its text cut from `article_text`, its article's full text
+        (ingest passes the text it already holds instead of reading it again)."""
         start, end = int(self.start[row]), int(self.end[row])
         return Chunk(
             id=self._ids[row].decode("utf-8"),
-            article_id=article_id,
-            text=self._articles[article_id].text[start:end],
+            article_id=self.article_ids[row],
+            text=article_text[start:end],
             start=start,
             end=end,
             section=self.sections[row],
@@ -215,10 +220,6 @@ class ChunkTable(Sequence[Chunk]):
         mapped = np.empty(len(self._speaker_names), dtype=object)
         mapped[:] = [transform(name) for name in self._speaker_names]
         return mapped[self._speaker_codes]
-
-    def column(self, name: str) -> np.ndarray:
-        """"id" or "text_hash" of every row (bytes)."""
-        return {"id": self._ids, "text_hash": self._hashes}[name]
 
 
 class VectorRows:
@@ -344,12 +345,7 @@ def load_index(index_dir: Path, expected_model: str | None = None) -> IndexVersi
 def load_version_dir(version_dir: Path, expected_model: str | None = None) -> IndexVersion:
     if not version_dir.is_dir():
         raise IndexCorruptError(f"index version directory {version_dir} is missing")
-    manifest = read_manifest(version_dir)
-    if expected_model is not None and manifest.model != expected_model:
-        raise IndexMismatchError(
-            f"index {version_dir} was built with model {manifest.model!r} but "
-            f"{expected_model!r} is configured; rebuild with qa-ingest or change the model setting"
-        )
+    manifest = _manifest_for_model(version_dir, expected_model)
     _verify_files(version_dir, manifest)
     try:
         articles = ArticleStore(version_dir / "articles.jsonl")
@@ -399,9 +395,7 @@ def open_reusable(index_dir: Path, expected_model: str | None = None) -> Reusabl
     if name is None:
         return None
     version_dir = index_dir / VERSIONS / name
-    manifest = read_manifest(version_dir)
-    if expected_model is not None and manifest.model != expected_model:
-        raise IndexMismatchError(f"index {version_dir} was built with model {manifest.model!r}")
+    manifest = _manifest_for_model(version_dir, expected_model)
     _verify_files(version_dir, manifest, only=("articles.jsonl", "vectors.npy", "table/"))
     try:
         chunks = ChunkTable(version_dir / "table", ArticleStore(version_dir / "articles.jsonl"))
@@ -411,6 +405,17 @@ def open_reusable(index_dir: Path, expected_model: str | None = None) -> Reusabl
     if vectors.shape != (len(chunks), manifest.dim) or len(chunks) != manifest.counts.get("chunks"):
         raise IndexCorruptError(f"index version {version_dir} is inconsistent")
     return ReusableVersion(manifest, chunks, vectors, version_dir / "dense.faiss")
+
+
+def _manifest_for_model(version_dir: Path, expected_model: str | None) -> Manifest:
+    """The version's manifest, refused if it was built with another model than `expected_model`."""
+    manifest = read_manifest(version_dir)
+    if expected_model is not None and manifest.model != expected_model:
+        raise IndexMismatchError(
+            f"index {version_dir} was built with model {manifest.model!r} but "
+            f"{expected_model!r} is configured; rebuild with qa-ingest or change the model setting"
+        )
+    return manifest
 
 
 def _verify_files(version_dir: Path, manifest: Manifest, only: tuple[str, ...] | None = None) -> None:

@@ -211,7 +211,6 @@ def _build(
         for position, article_id in enumerate(table.article_list):
             if article_id in reuse:
                 old_rows[article_id] = order[bounds[position] : bounds[position + 1]]
-        ids, hashes = table.column("id"), table.column("text_hash")
 
     chunker = Chunker(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)
     chunks: list[Chunk] = []
@@ -222,22 +221,9 @@ def _build(
     for article in sorted(articles, key=lambda a: a.id):
         if article.id in reuse:
             for row in old_rows.get(article.id, ()):
-                row = int(row)
-                start, end = int(table.start[row]), int(table.end[row])
                 old_out.append(len(chunks))
-                old_src.append(row)
-                chunks.append(
-                    Chunk(
-                        id=ids[row].decode("utf-8"),
-                        article_id=article.id,
-                        text=article.text[start:end],
-                        start=start,
-                        end=end,
-                        section=table.sections[row],
-                        speaker=table.speakers[row],
-                        text_hash=hashes[row].decode("utf-8"),
-                    )
-                )
+                old_src.append(int(row))
+                chunks.append(table.chunk_with_text(int(row), article.text))
             continue
         made = article_chunks(article, chunker)
         if not made:

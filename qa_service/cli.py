@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"index_dir": args.index, "articles_dir": args.articles, "host": args.host, "port": args.port}
 
     def body() -> int:
+        settings = ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})
         # One thread per question for torch, FAISS and ONNX Runtime (QA_QUERY_THREADS; the
         # question path takes torch's count when it is built). Their pools
         # otherwise spin a thread on every core for each question while other requests (and,
@@ -40,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         # FAISS search of 10k vectors 44 ms and 0.36 ms (docs/benchmarks.md).
         from index.dense import set_query_threads
 
-        set_query_threads(int(os.environ.get("QA_QUERY_THREADS", "1")))
-        settings = ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})
+        set_query_threads(settings.query_threads)
         if current_version_name(settings.index_dir) is None:
             print(
                 f"qa-serve: warning: no index at {settings.index_dir} yet; /ask answers 503 until one is "

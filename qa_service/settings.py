@@ -28,6 +28,9 @@ class ServiceSettings(Settings):
         120, ge=0, description="sustained /ask requests a minute per client address; 0 turns the limit off"
     )
     ask_burst: int = Field(30, ge=1, description="/ask requests a client may send at once before the rate applies")
+    query_threads: int = Field(
+        1, ge=1, description="threads torch, FAISS and ONNX Runtime use within one question"
+    )
     reload_interval_s: float = Field(
         1.0, gt=0, description="how often the service checks for a newly published index version"
     )
