@@ -19,9 +19,11 @@ the vector cache, so a re-run embeds nothing). The systems then rank the same ch
 Scores: BEIR nDCG@10 (graded gains, trec_eval's linear form) and Recall@100 on documents,
 each document ranked by its best passage. SQuAD: answer recall@1/5/20 (a passage in the top k
 contains a gold answer string, normalised) and article accuracy (the top passage, or one of the
-top 5, comes from the question's article); also our hybrid as served (`search`, per-article cap).
-Abstention: `search`'s decision for every test question against its own index (should answer)
-and against a different-domain index (SciFact/NFCorpus <-> SQuAD: should abstain).
+top 5, comes from the question's article). "hybrid (served)" is what `search` shows, as `/ask`
+does with `top_k` 20 (per-article cap; at confidence "none" nothing is shown, which scores 0).
+Confidence: how often `search` answers ("high"), shows possibly related passages ("low") or
+finds nothing ("none"), for every test question against its own index (it should show passages)
+and against a different-domain index (SciFact/NFCorpus <-> SQuAD: it should not answer).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,7 @@ import numpy as np
 from bench.quality_data import Benchmark, Query, load_beir, load_squad, write_articles
 from index.encoder import Encoder
 from index.evaluate import normalise
+from index.records import CONFIDENCE_LEVELS
 from index.search import Searcher
 from index.settings import Settings
 from index.store import IndexVersion, load_index
@@ -51,6 +55,7 @@ SYSTEMS = ("bm25", "dense", "hybrid", "txtai")
 _MODES = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
 BEIR_CHUNK_DEPTH = 400  # passages ranked per query: enough for 100 distinct documents
 SQUAD_DEPTH = 20
+SERVED_TOP_K = 20  # what a client asks `/ask` for when it scores a ranking
 # Cross-benchmark pairs for abstention: questions of one domain asked of the other's index.
 # SciFact and NFCorpus are both biomedical, so they are not asked of each other.
 CROSS_PAIRS = (
@@ -245,18 +250,22 @@ def score_squad(
 
 
 def served_rank(searcher: Searcher) -> Callable[[str, int], list]:
-    """Our hybrid as the service answers: `search` (per-article cap; an abstention is a miss)."""
+    """Our hybrid as the service answers: `search` with `SERVED_TOP_K` (per-article cap; when
+    nothing is shown, a miss)."""
     rows = {chunk.id: row for row, chunk in enumerate(searcher.index.chunks)}
 
     def rank(question: str, depth: int) -> list[tuple[int, float]]:
-        result = searcher.search(question, top_k=min(depth, 50))
+        result = searcher.search(question, top_k=min(depth, SERVED_TOP_K))
         return [(rows[p.chunk.id], p.score) for p in result.passages]
 
     return rank
 
 
-def abstention_rate(searcher: Searcher, questions: list[str]) -> float:
-    return round(sum(searcher.search(q).abstained for q in questions) / max(len(questions), 1), 4)
+def confidence_shares(searcher: Searcher, questions: list[str]) -> dict[str, float]:
+    """The share of `questions` at each confidence level."""
+    counts = Counter(searcher.search(q).confidence for q in questions)
+    n = max(len(questions), 1)
+    return {level: round(counts[level] / n, 4) for level in CONFIDENCE_LEVELS}
 
 
 # ---------------------------------------------------------------- the run
@@ -305,30 +314,31 @@ def evaluate_benchmark(loaded: Loaded, systems: Sequence[str], encoder: CachingE
         if peer is not None:
             scores["index_seconds"] = round(built, 1)
         results[system] = scores
-    if squad and "hybrid" in systems:
+    if "hybrid" in systems:
         started = time.perf_counter()
-        results["hybrid (served)"] = score_squad(
+        results["hybrid (served)"] = (score_squad if squad else score_beir)(
             served_rank(loaded.searcher), loaded.index, queries
         )
         results["hybrid (served)"]["seconds"] = round(time.perf_counter() - started, 1)
     return results
 
 
-def evaluate_abstention(loaded: dict[str, Loaded], encoder: CachingEncoder) -> dict:
-    """Share of questions `search` abstains on: own index (should be ~0), other domain (~1)."""
+def evaluate_confidence(loaded: dict[str, Loaded], encoder: CachingEncoder) -> dict:
+    """Confidence shares of `search` on each benchmark's own index (passages should be shown:
+    "none" is an abstention) and across domains (no answer should be given: "high" is the
+    failure), with the means of both."""
     out: dict[str, Any] = {}
-    for name, item in loaded.items():
-        questions = [q.text for q in item.benchmark.queries]
-        out[f"{name} on {name}"] = abstention_rate(item.searcher, questions)
-    for asked, index_of in CROSS_PAIRS:
-        if asked in loaded and index_of in loaded:
-            questions = [q.text for q in loaded[asked].benchmark.queries]
-            encoder.warm(questions)
-            out[f"{asked} on {index_of}"] = abstention_rate(loaded[index_of].searcher, questions)
-    own = [v for k, v in out.items() if k.split(" on ")[0] == k.split(" on ")[1]]
-    cross = [v for k, v in out.items() if k.split(" on ")[0] != k.split(" on ")[1]]
+    pairs = [(name, name) for name in loaded] + [
+        pair for pair in CROSS_PAIRS if pair[0] in loaded and pair[1] in loaded
+    ]
+    for asked, index_of in pairs:
+        questions = [q.text for q in loaded[asked].benchmark.queries]
+        encoder.warm(questions)
+        out[f"{asked} on {index_of}"] = confidence_shares(loaded[index_of].searcher, questions)
+    own = [v["none"] for k, v in out.items() if k.split(" on ")[0] == k.split(" on ")[1]]
+    cross = [v["high"] for k, v in out.items() if k.split(" on ")[0] != k.split(" on ")[1]]
     out["in_benchmark_abstained"] = round(float(np.mean(own)), 4) if own else None
-    out["cross_benchmark_abstained"] = round(float(np.mean(cross)), 4) if cross else None
+    out["cross_benchmark_answered"] = round(float(np.mean(cross)), 4) if cross else None
     return out
 
 
@@ -355,8 +365,12 @@ def table(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} ({scores['queries']} q) | {system} | {metrics} | {scores['seconds']} |"
             )
-    lines += ["", "| abstention | share abstained |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in results.get("abstention", {}).items()]
+    lines += ["", "| questions on index | high | low | none |", "| --- | --- | --- | --- |"]
+    for pair, shares in results.get("confidence", {}).items():
+        if isinstance(shares, dict):
+            lines.append(f"| {pair} | " + " | ".join(str(shares[level]) for level in CONFIDENCE_LEVELS) + " |")
+        else:
+            lines.append(f"| {pair} | {shares} | | |")
     return "\n".join(lines)
 
 
@@ -371,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--squad-sample", type=int, default=2000, help="seeded sample of questions; 0 = all"
     )
-    parser.add_argument("--no-abstention", action="store_true")
+    parser.add_argument("--no-confidence", action="store_true", help="skip the confidence table")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
@@ -395,8 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         results["benchmarks"][benchmark.name] = evaluate_benchmark(item, systems, encoder)
         print(json.dumps({benchmark.name: results["benchmarks"][benchmark.name]}), flush=True)
-    if not args.no_abstention:
-        results["abstention"] = evaluate_abstention(loaded, encoder)
+    if not args.no_confidence:
+        results["confidence"] = evaluate_confidence(loaded, encoder)
     results["seconds"] = round(time.perf_counter() - started, 1)
     encoder.save(args.work / "question-vectors.npz")
     print(table(results))

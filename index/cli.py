@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from index.encoder import Encoder
 from index.errors import QAError
-from index.evaluate import evaluate, evaluate_conversations, read_eval_set
+from index.evaluate import evaluate, evaluate_conversations, parse_eval_set, read_eval_set
 from index.records import SearchResult
 from index.search import Searcher
 from index.settings import Settings
@@ -57,18 +57,21 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
 def eval_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qa-eval", description="Score retrieval on a questions file.")
     parser.add_argument(
-        "questions", type=Path,
-        help="JSONL: question, article, must_contain, speaker?, out_of_scope?; "
-        'or a conversation {"turns": [such rows]}',
+        "questions",
+        help="JSONL file, or - for standard input: question, article, must_contain, speaker?, "
+        'out_of_scope?; or a conversation {"turns": [such rows]}',
     )
     parser.add_argument("--details", action="store_true", help="also list every question's outcome")
     _common(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
-        if not args.questions.is_file():
+        if args.questions == "-":
+            eval_set = parse_eval_set(sys.stdin, "<stdin>")
+        elif Path(args.questions).is_file():
+            eval_set = read_eval_set(Path(args.questions))
+        else:
             raise QAError(f"questions file {args.questions} does not exist")
-        eval_set = read_eval_set(args.questions)
         searcher = _open(args)
         scores: dict = {}
         details: list[dict] = []
@@ -112,6 +115,7 @@ def result_json(result: SearchResult) -> dict:
     return {
         "question": result.question,
         "abstained": result.abstained,
+        "confidence": result.confidence,
         "answer": None if result.answer is None else vars(result.answer),
         "passages": [
             {
@@ -132,6 +136,8 @@ def format_result(result: SearchResult) -> str:
     if result.abstained:
         return "Nothing in the archive answers that."
     lines = []
+    if result.confidence == "low":
+        lines.append("No clear answer in the archive; these passages may be related:\n")
     if result.answer:
         who = f" — {result.answer.speaker}" if result.answer.speaker else ""
         lines.append(f"Answer: {result.answer.text}{who} [{result.answer.citation}]\n")

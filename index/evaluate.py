@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from index.errors import QAError
-from index.records import SearchResult
+from index.records import CONFIDENCE_LEVELS, SearchResult
 from index.search import Searcher
 from index.settings import SearchMode
 
@@ -67,27 +68,31 @@ def _question(row: dict[str, Any]) -> EvalQuestion:
 
 def read_eval_set(path: Path) -> EvalSet:
     """Questions and conversations from a JSONL file; a bad row is an error naming its line."""
+    with path.open(encoding="utf-8") as handle:
+        return parse_eval_set(handle, str(path))
+
+
+def parse_eval_set(lines: Iterable[str], name: str) -> EvalSet:
+    """Questions and conversations from JSONL lines (`name` is where they came from, for
+    error messages)."""
     questions: list[EvalQuestion] = []
     conversations: list[EvalConversation] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if "turns" in row:
-                    turns = [_question(turn) for turn in row["turns"]]
-                    if len(turns) < 2:
-                        raise ValueError("a conversation needs at least two turns")
-                    conversations.append(EvalConversation(turns=turns))
-                else:
-                    questions.append(_question(row))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise QAError(
-                    f"{path}:{number}: not a question or conversation record ({exc})"
-                ) from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if "turns" in row:
+                turns = [_question(turn) for turn in row["turns"]]
+                if len(turns) < 2:
+                    raise ValueError("a conversation needs at least two turns")
+                conversations.append(EvalConversation(turns=turns))
+            else:
+                questions.append(_question(row))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise QAError(f"{name}:{number}: not a question or conversation record ({exc})") from exc
     if not questions and not conversations:
-        raise QAError(f"{path} holds no questions")
+        raise QAError(f"{name} holds no questions")
     return EvalSet(questions=questions, conversations=conversations)
 
 
@@ -109,15 +114,23 @@ def hit_rank(question: EvalQuestion, result: SearchResult) -> int | None:
 
 
 def _score(outcomes: Sequence[tuple[EvalQuestion, SearchResult]]) -> dict[str, Any]:
-    """hit@1, hit@3, MRR@10, speaker and abstention accuracy of searched questions."""
+    """hit@1, hit@3, MRR@10, speaker and abstention accuracy of searched questions, and how
+    often each confidence level occurs for answerable and for out-of-scope questions.
+
+    A hit counts on whatever passages are shown, at high or low confidence. Abstention
+    accuracy: an answerable question must not abstain (nothing shown), an out-of-scope one
+    must. `out_of_scope_answered` counts out-of-scope questions given a short answer (high
+    confidence), the worse failure of the two ways an out-of-scope question can be shown."""
     answerable = [q for q, _ in outcomes if not q.out_of_scope]
     hits1 = hits3 = 0
     reciprocal = 0.0
     speaker_total = speaker_ok = abstain_ok = 0
+    levels: dict[str, Counter[str]] = {"answerable": Counter(), "out_of_scope": Counter()}
     details = []
     for question, result in outcomes:
         rank = None if question.out_of_scope else hit_rank(question, result)
         abstain_ok += result.abstained == question.out_of_scope
+        levels["out_of_scope" if question.out_of_scope else "answerable"][result.confidence] += 1
         if rank is not None:
             hits1 += rank == 1
             hits3 += rank <= 3
@@ -129,8 +142,9 @@ def _score(outcomes: Sequence[tuple[EvalQuestion, SearchResult]]) -> dict[str, A
                 speaker = result.passages[rank - 1].chunk.speaker
             speaker_ok += speaker == question.speaker
         details.append(
-            {"question": question.question, "rank": rank, "abstained": result.abstained,
-             "speaker": speaker, "expected_speaker": question.speaker}
+            {"question": question.question, "rank": rank, "confidence": result.confidence,
+             "abstained": result.abstained, "speaker": speaker,
+             "expected_speaker": question.speaker}
         )
     n = max(len(answerable), 1)
     return {
@@ -139,6 +153,12 @@ def _score(outcomes: Sequence[tuple[EvalQuestion, SearchResult]]) -> dict[str, A
         "mrr_at_10": round(reciprocal / n, 4),
         "speaker_accuracy": round(speaker_ok / speaker_total, 4) if speaker_total else None,
         "abstention_accuracy": round(abstain_ok / len(outcomes), 4) if outcomes else None,
+        "answerable_abstained": levels["answerable"]["none"],
+        "out_of_scope_answered": levels["out_of_scope"]["high"],
+        "confidence": {
+            group: {level: counts[level] for level in CONFIDENCE_LEVELS}
+            for group, counts in levels.items()
+        },
         "questions": len(outcomes),
         "details": details,
     }

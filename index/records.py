@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 BODY = "body"
 COMMENT = "comment"
@@ -76,14 +77,26 @@ class Answer:
     citation: int
 
 
+# How sure a search is that its passages answer the question:
+# "high": passages and a short answer; "low": passages that may be related, no short answer;
+# "none": nothing found (`SearchResult.abstained`).
+Confidence = Literal["high", "low", "none"]
+CONFIDENCE_LEVELS: tuple[Confidence, ...] = ("high", "low", "none")
+
+
 @dataclass(frozen=True)
 class SearchResult:
     question: str
     passages: list[Passage]
-    abstained: bool
+    confidence: Confidence
     answer: Answer | None
     index_version: str
     took_ms: float = 0.0
+
+    @property
+    def abstained(self) -> bool:
+        """Nothing was found: no passages, no answer."""
+        return self.confidence == "none"
 
 
 @dataclass(frozen=True)

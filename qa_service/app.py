@@ -162,8 +162,7 @@ def _ask(service: Service, searcher: Searcher, question: str, history: list[Turn
         filters=_filters(filters),
         history=[turn.content for turn in history if turn.role == "user" and turn.content.strip()],
     )
-    if result.abstained:
-        service.metrics.abstentions.inc()
+    service.metrics.answers.labels(result.confidence).inc()
     return AskResponse.of(result, took_ms=round((time.perf_counter() - started) * 1000, 2))
 
 

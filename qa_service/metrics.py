@@ -42,7 +42,10 @@ class Metrics:
         self.ingest_jobs_pending = Gauge(
             "qa_ingest_jobs_pending", "ingest jobs queued or running", registry=self.registry
         )
-        self.abstentions = Counter("qa_abstentions", "questions answered by abstaining", registry=self.registry)
+        self.answers = Counter(
+            "qa_answers", "questions answered, by confidence (high: an answer; low: possibly "
+            "related passages; none: nothing found)", ["confidence"], registry=self.registry,
+        )
 
     def served(self, searcher: Searcher) -> None:
         self.index_info.clear()

@@ -87,8 +87,15 @@ class AnswerOut(BaseModel):
 
 class AskResponse(BaseModel):
     question: str
-    abstained: bool = Field(..., description="true when nothing in the archive answers it")
-    answer: AnswerOut | None
+    abstained: bool = Field(
+        ..., description="true when nothing in the archive is close: no passages, no answer"
+    )
+    confidence: Literal["high", "low", "none"] = Field(
+        ...,
+        description="high: the passages answer it, with a short answer; low: the passages may "
+        "be related, no short answer is given; none: nothing found (abstained)",
+    )
+    answer: AnswerOut | None = Field(..., description="given only at high confidence")
     passages: list[PassageOut]
     index_version: str
     took_ms: float
@@ -99,6 +106,7 @@ class AskResponse(BaseModel):
         return cls(
             question=result.question,
             abstained=result.abstained,
+            confidence=result.confidence,
             answer=None if answer is None else AnswerOut(
                 text=answer.text, speaker=answer.speaker, citation=answer.citation
             ),

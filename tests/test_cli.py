@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ import pytest
 
 from tests.conftest import REPO, SAMPLE_ARTICLES
 
-EVAL_QUESTIONS = REPO.parent / "shared" / "eval" / "questions.jsonl"
 BIN = Path(sys.executable).parent
 
 
@@ -34,21 +32,22 @@ def test_ingest_json_then_rerun_then_eval(tmp_path: Path) -> None:
     again = run("qa-ingest", str(SAMPLE_ARTICLES), "--index", str(index))
     assert again.returncode == 0 and "0 chunks embedded" in again.stdout
 
+    # Two questions the test writes: one the sample answers, one it cannot. The scores on the
+    # shared evaluation set are reported in docs/quality.md, not asserted here.
     questions = tmp_path / "questions.jsonl"
-    if EVAL_QUESTIONS.exists():
-        shutil.copy(EVAL_QUESTIONS, questions)
-    else:  # the shared eval set sits beside the repository; fall back to two questions of our own
-        questions.write_text(
-            json.dumps({"question": "who argues against means-testing?", "article": "000_b56ffdfc634a8662",
-                        "must_contain": "no moral case for social care means-testing", "speaker": "Simon Duffy"})
-            + "\n" + json.dumps({"question": "How do I bake sourdough bread?", "article": None,
-                                 "must_contain": None, "out_of_scope": True}) + "\n"
-        )
-    scores = run("qa-eval", str(questions), "--index", str(index), "--json")
+    questions.write_text(
+        json.dumps({"question": "who argues against means-testing?", "article": "000_b56ffdfc634a8662",
+                    "must_contain": "no moral case for social care means-testing", "speaker": "Simon Duffy"})
+        + "\n" + json.dumps({"question": "How do I bake sourdough bread?", "article": None,
+                             "must_contain": None, "out_of_scope": True}) + "\n"
+    )
+    scores = run("qa-eval", str(questions), "--index", str(index), "--json", "--details")
     assert scores.returncode == 0, scores.stderr
     result = json.loads(scores.stdout)
-    assert set(result) == {"hit_at_1", "hit_at_3", "mrr_at_10", "speaker_accuracy", "abstention_accuracy", "questions"}
-    assert result["hit_at_3"] >= 0.9 and result["abstention_accuracy"] == 1.0
+    assert result["questions"] == 2
+    answered, out_of_scope = result["details"]
+    assert answered["rank"] == 1 and answered["speaker"] == "Simon Duffy" and not answered["abstained"]
+    assert out_of_scope["abstained"]
 
     asked = run("qa-ask", "who argues against means-testing?", "--index", str(index), "--json")
     answer = json.loads(asked.stdout)

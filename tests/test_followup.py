@@ -71,6 +71,28 @@ def test_the_author_means_the_author_of_the_previous_answers_article(searcher: S
     assert result.passages[0].chunk.article_id == previous.chunk.article_id
 
 
+def test_followup_found_only_through_its_history(searcher: Searcher) -> None:
+    # "he" is the commenter of the first turn; alone, the question names no one and nothing.
+    history = [
+        "Under the Radix article on letting go of central control, which commenter says the devil "
+        "is in the details of regional fiscal and monetary policy?",
+        "What does this commenter expect regional democracy to lead to politically?",
+    ]
+    question = "And what does the review he recommends highlight?"
+    needle = "algorithms and rules can make human decision making"
+    assert _cited_rank(searcher.search(question), "004_5c6a985d3e91dfe9", needle) is None
+    result = searcher.search(question, history=history)
+    rank = _cited_rank(result, "004_5c6a985d3e91dfe9", needle)
+    assert rank is not None and rank <= 3 and not result.abstained
+    assert result.passages[rank - 1].chunk.speaker == "Stephen Gwynne"
+
+
+def test_followup_stays_in_the_conversations_article(searcher: Searcher) -> None:
+    previous = searcher.search(KITCHEN).passages[0].chunk
+    result = searcher.search("What else does he say about money?", history=[KITCHEN])
+    assert result.passages and {p.chunk.article_id for p in result.passages} == {previous.article_id}
+
+
 def test_followup_without_history_is_an_ordinary_search(searcher: Searcher) -> None:
     alone = searcher.search(COUNCILS)
     assert not alone.abstained

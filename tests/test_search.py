@@ -105,3 +105,31 @@ def test_search_time_analysis_matches_the_index_tokens(searcher: Searcher) -> No
     corpus = tokenize_corpus(texts)
     words = {index: word for word, index in corpus.vocab.items()}
     assert [[words[i] for i in ids] for ids in corpus.ids] == analyse(texts)
+
+
+def test_paraphrase_is_shown_not_refused(searcher: Searcher) -> None:
+    # The article says "Community health councils were very popular and should be
+    # reintroduced"; the question shares almost none of its words.
+    result = searcher.search(
+        "What well-liked local patient watchdogs does the single-public-service proposal want brought back?"
+    )
+    assert not result.abstained and result.confidence in ("high", "low")
+    assert any("Community health councils" in p.chunk.text for p in result.passages[:3])
+    if result.confidence == "low":
+        assert result.answer is None  # shown as possibly related, with no short answer
+
+
+def test_near_domain_question_gets_no_confident_answer(searcher: Searcher) -> None:
+    # Health and social care, but nothing in the five articles says what the Dilnot
+    # Commission recommended.
+    result = searcher.search("What lifetime cap on care costs did the Dilnot Commission recommend?")
+    assert result.confidence != "high" and result.answer is None
+
+
+def test_confidence_levels_mean_what_they_say(searcher: Searcher) -> None:
+    for question in ("who argues against means-testing?", "How do I bake sourdough bread?",
+                     "What lifetime cap on care costs did the Dilnot Commission recommend?"):
+        result = searcher.search(question)
+        assert result.abstained == (result.confidence == "none")
+        assert (result.answer is not None) == (result.confidence == "high")
+        assert bool(result.passages) == (result.confidence != "none")

@@ -69,6 +69,7 @@ def test_ask_returns_cited_passages_with_every_field(client: TestClient) -> None
     assert response.status_code == 200
     body = response.json()
     assert body["abstained"] is False and body["question"] == MEANS_TESTING
+    assert body["confidence"] == "high"
     assert body["index_version"] == current_version_name(Path(client.app.state.service.settings.index_dir))
     top = body["passages"][0]
     assert top["article_id"] == "000_b56ffdfc634a8662"
@@ -95,6 +96,7 @@ def test_get_ask_matches_post_and_takes_filters(client: TestClient) -> None:
 def test_out_of_scope_question_abstains(client: TestClient) -> None:
     body = client.post("/ask", json={"question": "What is the boiling point of tungsten?"}).json()
     assert body["abstained"] is True and body["passages"] == [] and body["answer"] is None
+    assert body["confidence"] == "none"
 
 
 @pytest.mark.parametrize(
@@ -278,6 +280,7 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert f'qa_index_info{{version="{ready["index_version"]}"}} 1.0' in text
     assert f"qa_index_chunks {float(ready['chunks'])}" in text
     assert "qa_ingest_jobs_pending" in text
+    assert 'qa_answers_total{confidence="high"}' in text
 
 
 def test_cors_allows_only_configured_origins(client: TestClient) -> None:

@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,7 @@ MEANS_TESTING = "who argues against means-testing?"
 MEANS_TESTING_ARTICLE = "000_b56ffdfc634a8662"
 OUT_OF_SCOPE = "What is the boiling point of tungsten?"
 ABSTAIN_TEXT = "Nothing in the archive answers that."
+LOW_CONFIDENCE_TEXT = "No clear answer in the archive. These passages may be related:"
 
 # An article whose text and metadata carry markup: it must show up as literal text. The emoji
 # come first so that code-point offsets (Python) and UTF-16 offsets (JS) differ.
@@ -401,6 +403,20 @@ def test_out_of_scope_question_abstains(api: str, open_page) -> None:
     bot = page.locator("article-qa-widget .msg.bot")
     expect(bot).to_have_text(f"Archive: {ABSTAIN_TEXT}")
     expect(bot.locator("ol.cites")).to_have_count(0)
+
+
+def test_low_confidence_shows_possibly_related_passages_without_an_answer(api: str, open_page) -> None:
+    question = "What lifetime cap on care costs did the Dilnot Commission recommend?"
+    served = _get_json(f"{api}/ask?q={urllib.parse.quote(question)}")
+    assert served["confidence"] == "low" and served["answer"] is None and served["passages"]
+    page = open_page(f"{api}/")
+    page.locator("article-qa-widget .launcher").click()
+    ask(page, question)
+    bot = page.locator("article-qa-widget .msg.bot")
+    expect(bot.locator(".unsure")).to_have_text(LOW_CONFIDENCE_TEXT)
+    expect(bot.locator(".answer")).to_have_count(0)
+    expect(bot.locator(".sources-label")).to_have_text("Possibly related")
+    expect(bot.locator("ol.cites > li")).to_have_count(len(served["passages"]))
 
 
 def test_keyboard_only(api: str, open_page) -> None:

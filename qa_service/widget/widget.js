@@ -24,6 +24,7 @@
   script.setAttribute("data-qa-mounted", "1");
 
   var ABSTAIN_TEXT = "Nothing in the archive answers that.";
+  var LOW_CONFIDENCE_TEXT = "No clear answer in the archive. These passages may be related:";
   var MAX_QUESTION = 1000;
   var MAX_HISTORY = 20; // turns the API accepts
   var MAX_STORED = 60; // messages kept in sessionStorage, so it cannot grow without bound
@@ -163,6 +164,7 @@
   function assistantSummary(response) {
     if (!response || response.abstained) return ABSTAIN_TEXT;
     if (response.answer && response.answer.text) return response.answer.text;
+    if (response.confidence === "low") return LOW_CONFIDENCE_TEXT;
     var first = response.passages && response.passages[0];
     if (!first) return ABSTAIN_TEXT;
     var h = first.highlight;
@@ -242,6 +244,8 @@
     ".cite-ref { margin-left: 4px; padding: 0 4px; border: 1px solid var(--line); border-radius: 4px;",
     "  background: var(--bg); font-size: 12px; vertical-align: 1px; }",
     ".abstain { color: var(--muted); font-style: italic; }",
+    ".unsure { margin: 0 0 8px; padding: 8px 12px; border-left: 4px solid var(--line);",
+    "  color: var(--muted); }",
     ".sources-label { margin: 4px 0; font-size: 13px; font-weight: 600; color: var(--muted); }",
     "ol.cites { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 6px; }",
     "ol.cites details { border: 1px solid var(--line); border-radius: 8px; background: var(--bg); }",
@@ -471,6 +475,8 @@
     }
     var listId = idPrefix + "cites-" + index;
     var answer = response.answer;
+    var unsure = response.confidence === "low" || !(answer && answer.text);
+    if (unsure) box.appendChild(el("p", { className: "unsure", text: LOW_CONFIDENCE_TEXT }));
     if (answer && answer.text) {
       var children = [el("span", { className: "answer-text", text: answer.text })];
       if (answer.speaker) children.push(el("span", { className: "who", text: "— " + answer.speaker }));
@@ -493,7 +499,9 @@
       }
       box.appendChild(el("p", { className: "answer" }, children));
     }
-    box.appendChild(el("p", { className: "sources-label", id: listId, text: "Sources" }));
+    box.appendChild(el("p", {
+      className: "sources-label", id: listId, text: unsure ? "Possibly related" : "Sources",
+    }));
     var list = el("ol", { className: "cites", "aria-labelledby": listId });
     passages.forEach(function (p, i) {
       list.appendChild(renderCitation(p, i + 1, listId + "-" + (i + 1)));
