@@ -41,7 +41,7 @@ SPEAKER_BONUS = 0.2
 NOTHING_COSINE = 0.25
 WEAK_COSINE = 0.3
 CONFIDENT_COSINE = 0.55
-MIN_TERM_COVERAGE = 0.35
+MIN_TERM_COVERAGE = 0.4
 
 Reference = Literal["person", "author", "thing"]
 

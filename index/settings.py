@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     dense_weight: float = Field(
         0.7, ge=0.0, le=1.0, description="weight of the dense score in hybrid fusion (BM25 gets the rest)"
     )
-    per_article_cap: int = Field(2, ge=1, description="passages per article in one answer")
+    per_article_cap: int = Field(4, ge=1, description="passages per article in one answer")
     abstain_below: float = Field(
         0.2, description="abstain when no passage's cosine similarity to the question reaches this"
     )
