@@ -101,7 +101,6 @@ def bm25_variant(
     k1: float = K1,
     b: float = B,
     method: str = "lucene",
-    title: bool = False,
     stopwords: str = "en_plus",
     token_pattern: str = TOKEN_PATTERN,
 ):
@@ -111,12 +110,7 @@ def bm25_variant(
 
     from index.lexical import _stemmer
 
-    texts = []
-    for chunk in index.chunks:
-        text = lexical_text(chunk)
-        if title:
-            text = f"{index.articles[chunk.article_id].title or ''}\n{text}"
-        texts.append(text)
+    texts = [lexical_text(c, index.articles[c.article_id].title) for c in index.chunks]
     retriever = bm25s.BM25(k1=k1, b=b, method=method)
     retriever.index(
         bm25s.tokenize(
@@ -212,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     for benchmark in load_benchmarks(args.bench, args.benchmarks.split(","), 2000):
         index = load_index(args.work / benchmark.name / "index")
         lexical = (
-            LexicalIndex.build([lexical_text(c) for c in index.chunks])
+            LexicalIndex.build(
+                [lexical_text(c, index.articles[c.article_id].title) for c in index.chunks]
+            )
             if args.rebuild_bm25
             else None
         )

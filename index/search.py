@@ -21,7 +21,7 @@ from index.encoder import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
 from index.highlight import best_sentence
 from index.lexical import analyse
-from index.records import SECTIONS, Answer, Confidence, Filters, Passage, SearchResult
+from index.records import COMMENT, SECTIONS, Answer, Confidence, Filters, Passage, SearchResult
 from index.settings import SearchMode, Settings
 from index.store import IndexVersion, lexical_text
 
@@ -33,6 +33,9 @@ HISTORY_TURNS_USED = 3
 # the person it refers to: it lifts their passages over other speakers' that match the
 # follow-up's words slightly better, without hiding a much better passage by someone else.
 SPEAKER_BONUS = 0.2
+# The same bonus for reader comments when the question asks about them ("Which reader...",
+# "How does the author reply...": `_COMMENT_CUE`); chosen on the tune set, docs/quality.md.
+COMMENT_BONUS = 0.2
 # Confidence of a search (`Searcher._confidence`; chosen on the tune half of the sample
 # evaluation and on SciFact and SQuAD, docs/quality.md). The closest cited passage's cosine
 # decides: below NOTHING_COSINE nothing is shown; from CONFIDENT_COSINE the answer is given,
@@ -62,6 +65,10 @@ _THING_REFERENCE = re.compile(
     r"plan|proposal|policy|scheme|idea|argument|point|claim|view|story|comment)s?\b",
     re.IGNORECASE,
 )
+
+
+# Words with which a reader asks about the comments under an article rather than the article.
+_COMMENT_CUE = re.compile(r"\b(comment\w*|readers?|repl(y|ies|ied)|respon(d|ds|ded|se))\b", re.IGNORECASE)
 
 
 def refers_back(question: str) -> Reference | None:
@@ -115,6 +122,7 @@ class Searcher:
         self._article_ids = table.article_ids
         self._speakers = table.map_speakers(lambda s: (s or "").casefold())
         self._sections = table.sections
+        self._comment_bonus = np.where(self._sections == COMMENT, COMMENT_BONUS, 0.0).astype(np.float32)
         dates = np.empty(len(index.articles.dates), dtype=object)
         dates[:] = index.articles.dates
         self._dates = dates[table.article_index]
@@ -201,7 +209,8 @@ class Searcher:
         mask = self._mask(filters or Filters())
         query_vector = self.encoder.encode_query(question)
         candidates = max(depth, self.settings.candidates)
-        ranked = self._rank(question, query_vector, mask, mode, candidates=candidates)
+        bonus = self._question_bonus(question)
+        ranked = self._rank(question, query_vector, mask, mode, bonus, candidates=candidates)
         return ranked[:depth]
 
     def _resolve(
@@ -241,7 +250,8 @@ class Searcher:
             turn = self._search_followup(question, query_vector, context, reference, mask, mode, top_k)
             if turn.confidence != "none":
                 return turn
-        chosen = self._cap_per_article(self._rank(question, query_vector, mask, mode), top_k)
+        ranked = self._rank(question, query_vector, mask, mode, self._question_bonus(question))
+        chosen = self._cap_per_article(ranked, top_k)
         rows = [row for row, _ in chosen]
         closest = float(np.max(self.index.vectors[rows] @ query_vector)) if rows else 0.0
         confidence = self._confidence(question, rows, closest, scoped=mask is not None)
@@ -265,7 +275,8 @@ class Searcher:
         scope = self._article_ids == context.article_id
         if mask is not None:
             scope &= mask
-        ranked = self._rank(question, query_vector, scope, mode, self._person_bonus(context, reference))
+        bonus = _sum(self._person_bonus(context, reference), self._question_bonus(question))
+        ranked = self._rank(question, query_vector, scope, mode, bonus)
         chosen = ranked[:top_k]
         rows = [row for row, _ in chosen]
         if not rows:
@@ -304,7 +315,8 @@ class Searcher:
             return 1.0
         total = sum(weights.values())
         best = 0.0
-        passages = analyse([lexical_text(self.index.chunks[row]) for row in rows])
+        chunks = [self.index.chunks[row] for row in rows]
+        passages = analyse([lexical_text(c, self.index.articles[c.article_id].title) for c in chunks])
         for present in map(set, passages):
             covered = sum(w for t, w in weights.items() if t in present)
             best = max(best, covered / total)
@@ -328,6 +340,11 @@ class Searcher:
         if not person:
             return None
         return np.where(self._speakers == person.casefold(), SPEAKER_BONUS, 0.0).astype(np.float32)
+
+    def _question_bonus(self, question: str) -> np.ndarray | None:
+        """Per-row score bonus that the question's own words call for: reader comments for a
+        question about them; None when there is none."""
+        return self._comment_bonus if _COMMENT_CUE.search(question) else None
 
     def _mask(self, filters: Filters) -> np.ndarray | None:
         if filters.empty:
@@ -364,8 +381,9 @@ class Searcher:
         Hybrid: the union of both retrievers' candidates, scored by a convex combination of
         min-max normalised cosine and max-normalised BM25 (it beat reciprocal rank fusion on
         our evaluation: RRF lets a passage ranked 25th by one retriever count nearly as much
-        as the 1st). `bonus` (a follow-up's context) adds the favoured rows' own best
-        candidates and is added to their scores, rescaled to stay in [0, 1]."""
+        as the 1st). `bonus` (the person a follow-up refers to, reader comments for a question
+        about them) adds the favoured rows' own best candidates and is added to their scores,
+        rescaled to stay in [0, 1]."""
         n = candidates or self.settings.candidates
         favoured = None
         if bonus is not None:
@@ -417,6 +435,12 @@ class Searcher:
                 if len(chosen) == top_k:
                     break
         return chosen
+
+
+def _sum(*bonuses: np.ndarray | None) -> np.ndarray | None:
+    """The sum of the per-row bonuses that apply, or None when none does."""
+    present = [b for b in bonuses if b is not None]
+    return sum(present[1:], present[0]) if present else None
 
 
 def _checked_history(history: Sequence[str] | None) -> list[str]:

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     )
     search_mode: SearchMode = "hybrid"
     top_k: int = Field(5, ge=1, le=50)
-    candidates: int = Field(100, ge=10, description="candidates taken from each retriever")
+    candidates: int = Field(200, ge=10, description="candidates taken from each retriever")
     dense_weight: float = Field(
         0.7, ge=0.0, le=1.0, description="weight of the dense score in hybrid fusion (BM25 gets the rest)"
     )

@@ -540,7 +540,8 @@ def _write_version(
     dense_index.save(directory / "dense.faiss")
     dense_info = {"kind": dense_index.kind, "setting": dense.setting}
     del dense_index
-    LexicalIndex.build([lexical_text(c) for c in chunks]).save(directory / "bm25")
+    titles = {article.id: article.title for article in articles}
+    LexicalIndex.build([lexical_text(c, titles[c.article_id]) for c in chunks]).save(directory / "bm25")
 
     files = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
@@ -608,9 +609,10 @@ def _trained_ivf(index_dir: Path) -> DenseIndex | None:
         return None
 
 
-def lexical_text(chunk: Chunk) -> str:
-    """What BM25 sees: the passage plus its speaker, so a name finds what that person said."""
-    return f"{chunk.speaker}\n{chunk.text}" if chunk.speaker else chunk.text
+def lexical_text(chunk: Chunk, title: str | None) -> str:
+    """What BM25 sees: the article's title, the speaker and the passage, so a name finds what
+    that person said and a question in the title's words finds the article's passages."""
+    return "\n".join(part for part in (title, chunk.speaker, chunk.text) if part)
 
 
 def _fsync_file(path: Path) -> None:

@@ -27,8 +27,9 @@ log = logging.getLogger("ingest")
 
 # Bump when cleaning, segmentation or chunking change what an article turns into (or what
 # the index is built from: 2 = BM25 keeps one-character tokens, k1 1.2, b 0.5; 3 = chunks
-# follow paragraphs). Chunks whose text did not change keep their cached vectors.
-PIPELINE_VERSION = 3
+# follow paragraphs; 4 = BM25 text starts with the article's title). Chunks whose text did not
+# change keep their cached vectors.
+PIPELINE_VERSION = 4
 
 
 @dataclass

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from index.encoder import Encoder
 from index.errors import InvalidQueryError
 from index.evaluate import normalise
 from index.highlight import best_sentence
 from index.records import Filters, Highlight
 from index.search import Searcher
+from index.settings import Settings
+from index.store import load_index
+from ingest.pipeline import run_ingest
 
 
 def test_means_testing_question_cites_simon_duffy_first(searcher: Searcher) -> None:
@@ -101,7 +108,8 @@ def test_search_time_analysis_matches_the_index_tokens(searcher: Searcher) -> No
     from index.lexical import analyse, tokenize_corpus
     from index.store import lexical_text
 
-    texts = [lexical_text(chunk) for chunk in searcher.index.chunks]
+    articles = searcher.index.articles
+    texts = [lexical_text(chunk, articles[chunk.article_id].title) for chunk in searcher.index.chunks]
     corpus = tokenize_corpus(texts)
     words = {index: word for word, index in corpus.vocab.items()}
     assert [[words[i] for i in ids] for ids in corpus.ids] == analyse(texts)
@@ -133,3 +141,33 @@ def test_confidence_levels_mean_what_they_say(searcher: Searcher) -> None:
         assert result.abstained == (result.confidence == "none")
         assert (result.answer is not None) == (result.confidence == "high")
         assert bool(result.passages) == (result.confidence != "none")
+
+
+def test_bm25_finds_an_article_by_its_title(tmp_path: Path, encoder: Encoder) -> None:
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "parking.txt").write_text(
+        "Visitors who leave a car at the site now pay by the hour, and staff say the fees "
+        "fall hardest on families making daily trips.", encoding="utf-8")
+    (articles / "parking.meta.json").write_text(json.dumps({"title": "Hospital parking charges"}))
+    (articles / "meals.txt").write_text(
+        "Children at the town's primary schools will get a hot lunch every weekday from "
+        "September, paid for by the council.", encoding="utf-8")
+    (articles / "meals.meta.json").write_text(json.dumps({"title": "Free school meals"}))
+    settings = Settings(index_dir=tmp_path / "index")
+    run_ingest(articles, settings, encoder=encoder, progress=False)
+    titled = Searcher(load_index(settings.index_dir), encoder, settings)
+    # "parking" and "charges" are only in the title; BM25 alone must still find the article.
+    result = titled.search("hospital parking charges", mode="lexical")
+    assert result.passages and result.passages[0].chunk.article_id == "parking"
+    assert "parking" not in result.passages[0].chunk.text.lower()
+
+
+def test_question_about_readers_favours_their_comments(searcher: Searcher) -> None:
+    def comments_in_top_3(question: str) -> int:
+        return sum(p.chunk.section == "comment" for p in searcher.search(question).passages[:3])
+
+    # The same subject asked of the readers and of the article: the readers' question gets
+    # more of the comments, the article's more of the body.
+    assert comments_in_top_3("What do readers say about social care funding?") >= 2
+    assert comments_in_top_3("What does the article say about social care funding?") <= 1
