@@ -59,7 +59,8 @@ def read_rows(folder: Path) -> list[dict[str, Any]]:
     for name in FILES:
         path = folder / name
         if path.exists():
-            rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            lines = path.read_text(encoding="utf-8").splitlines()
+            rows += [json.loads(line) for line in lines if line.strip()]
     return rows
 
 
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = read_rows(args.eval)
     if not rows:
         parser.error(f"no evaluation rows in {args.eval}")
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in split_rows(rows)[args.half])
+    half = split_rows(rows)[args.half]
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in half)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     else:

@@ -368,7 +368,8 @@ def table(results: dict[str, Any]) -> str:
     lines += ["", "| questions on index | high | low | none |", "| --- | --- | --- | --- |"]
     for pair, shares in results.get("confidence", {}).items():
         if isinstance(shares, dict):
-            lines.append(f"| {pair} | " + " | ".join(str(shares[level]) for level in CONFIDENCE_LEVELS) + " |")
+            cells = " | ".join(str(shares[level]) for level in CONFIDENCE_LEVELS)
+            lines.append(f"| {pair} | {cells} |")
         else:
             lines.append(f"| {pair} | {shares} | | |")
     return "\n".join(lines)

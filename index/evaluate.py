@@ -90,7 +90,9 @@ def parse_eval_set(lines: Iterable[str], name: str) -> EvalSet:
             else:
                 questions.append(_question(row))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise QAError(f"{name}:{number}: not a question or conversation record ({exc})") from exc
+            raise QAError(
+                f"{name}:{number}: not a question or conversation record ({exc})"
+            ) from exc
     if not questions and not conversations:
         raise QAError(f"{name} holds no questions")
     return EvalSet(questions=questions, conversations=conversations)

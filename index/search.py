@@ -4,7 +4,7 @@ that may be related, or nothing found.
 
 Follow-up questions ("Does he trust councils?") are resolved against the conversation's
 earlier questions and searched within the article the conversation is about; see
-`Searcher.search` and `refers_back`."""
+`Searcher.search` and `index/conversation.py`."""
 
 from __future__ import annotations
 
@@ -13,10 +13,16 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from index.conversation import (
+    HISTORY_TURNS_USED,
+    ConversationContext,
+    Reference,
+    checked_history,
+    refers_back,
+)
 from index.encoder import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
 from index.highlight import best_sentence
@@ -25,10 +31,6 @@ from index.records import COMMENT, SECTIONS, Answer, Confidence, Filters, Passag
 from index.settings import SearchMode, Settings
 from index.store import IndexVersion, lexical_text
 
-# History: more turns than this is refused (the service sends at most 20); only the last few
-# are re-run, since a back-reference points at what was just discussed.
-MAX_HISTORY_TURNS = 20
-HISTORY_TURNS_USED = 3
 # Score bonus (fused scores lie in [0, 1]) within a follow-up's article for the passages of
 # the person it refers to: it lifts their passages over other speakers' that match the
 # follow-up's words slightly better, without hiding a much better passage by someone else.
@@ -46,51 +48,10 @@ WEAK_COSINE = 0.3
 CONFIDENT_COSINE = 0.55
 MIN_TERM_COVERAGE = 0.4
 
-Reference = Literal["person", "author", "thing"]
-
-# Third-person pronouns, or "this commenter", point at who answered the previous question.
-_PERSON_REFERENCE = re.compile(
-    r"\b(he|she|him|his|her|hers|himself|herself|they|them|their|theirs|themselves)\b"
-    r"|\b(the|this|that)\s+(same\s+)?(person|commenter|commentator|speaker|man|woman)\b",
-    re.IGNORECASE,
-)
-# "the author" is the writer of the article the previous answer came from.
-_AUTHOR_REFERENCE = re.compile(r"\b(the|this|that)\s+(author|writer)\b", re.IGNORECASE)
-# "it", "this?"/"that?" on their own, "what else", or a determiner with a noun for an
-# article or its subject ("the plan", "this proposal") point at the previous answer's article.
-_THING_REFERENCE = re.compile(
-    r"\b(it|its|else)\b"
-    r"|\b(this|that|these|those)\s*([?.!,;]|$)"
-    r"|\b(the|this|that|these|those|such)\s+(article|piece|post|blog|essay|report|briefing|"
-    r"plan|proposal|policy|scheme|idea|argument|point|claim|view|story|comment)s?\b",
-    re.IGNORECASE,
-)
-
-
 # Words with which a reader asks about the comments under an article rather than the article.
-_COMMENT_CUE = re.compile(r"\b(comment\w*|readers?|repl(y|ies|ied)|respon(d|ds|ded|se))\b", re.IGNORECASE)
-
-
-def refers_back(question: str) -> Reference | None:
-    """What a question points back at, if anything: a person (he, she, they...), the author
-    of the article (the author, the writer), or the article or its subject (it, this plan)."""
-    if _AUTHOR_REFERENCE.search(question):
-        return "author"
-    if _PERSON_REFERENCE.search(question):
-        return "person"
-    if _THING_REFERENCE.search(question):
-        return "thing"
-    return None
-
-
-@dataclass(frozen=True)
-class ConversationContext:
-    """What the conversation was last about: the article and speaker of the latest answer,
-    and the question that found them."""
-
-    article_id: str
-    speaker: str | None
-    question: str
+_COMMENT_CUE = re.compile(
+    r"\b(comment\w*|readers?|repl(y|ies|ied)|respon(d|ds|ded|se))\b", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -153,7 +114,7 @@ class Searcher:
         top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 1:
             raise InvalidQueryError(f"top_k must be at least 1, got {top_k}")
-        earlier = _checked_history(history)
+        earlier = checked_history(history)
         mode = mode or self.settings.search_mode
         mask = self._mask(filters or Filters())
 
@@ -441,28 +402,6 @@ def _sum(*bonuses: np.ndarray | None) -> np.ndarray | None:
     """The sum of the per-row bonuses that apply, or None when none does."""
     present = [b for b in bonuses if b is not None]
     return sum(present[1:], present[0]) if present else None
-
-
-def _checked_history(history: Sequence[str] | None) -> list[str]:
-    """The earlier questions, stripped; refuses what cannot be a list of questions."""
-    if history is None:
-        return []
-    if isinstance(history, str):
-        raise InvalidQueryError("history must be a list of earlier questions, not one string")
-    if len(history) > MAX_HISTORY_TURNS:
-        raise InvalidQueryError(
-            f"history has {len(history)} questions; at most {MAX_HISTORY_TURNS} are accepted"
-        )
-    earlier = []
-    for position, question in enumerate(history):
-        if not isinstance(question, str):
-            raise InvalidQueryError(
-                f"history[{position}] is {type(question).__name__}, not a question string"
-            )
-        if not question.strip():
-            raise InvalidQueryError(f"history[{position}] is an empty question")
-        earlier.append(question.strip())
-    return earlier
 
 
 def _top_positive(scores: np.ndarray, n: int) -> np.ndarray:

@@ -11,7 +11,8 @@ from index.cli import eval_main
 from index.errors import InvalidQueryError
 from index.evaluate import normalise
 from index.records import SearchResult
-from index.search import MAX_HISTORY_TURNS, Reference, Searcher, refers_back
+from index.conversation import MAX_HISTORY_TURNS, Reference, refers_back
+from index.search import Searcher
 
 KITCHEN = "Who compares healthcare to having a kitchen replaced?"
 COUNCILS = "Does he trust councils with the money?"

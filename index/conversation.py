@@ -1,0 +1,81 @@
+"""A conversation's follow-ups: whether a question refers back to what was just discussed
+("Does he trust councils?"), and the context it refers to. `Searcher.search` resolves the
+context by searching the earlier questions again and searches the follow-up within it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from index.errors import InvalidQueryError
+
+# History: more turns than this is refused (the service sends at most 20); only the last few
+# are re-run, since a back-reference points at what was just discussed.
+MAX_HISTORY_TURNS = 20
+HISTORY_TURNS_USED = 3
+
+Reference = Literal["person", "author", "thing"]
+
+# Third-person pronouns, or "this commenter", point at who answered the previous question.
+_PERSON_REFERENCE = re.compile(
+    r"\b(he|she|him|his|her|hers|himself|herself|they|them|their|theirs|themselves)\b"
+    r"|\b(the|this|that)\s+(same\s+)?(person|commenter|commentator|speaker|man|woman)\b",
+    re.IGNORECASE,
+)
+# "the author" is the writer of the article the previous answer came from.
+_AUTHOR_REFERENCE = re.compile(r"\b(the|this|that)\s+(author|writer)\b", re.IGNORECASE)
+# "it", "this?"/"that?" on their own, "what else", or a determiner with a noun for an
+# article or its subject ("the plan", "this proposal") point at the previous answer's article.
+_THING_REFERENCE = re.compile(
+    r"\b(it|its|else)\b"
+    r"|\b(this|that|these|those)\s*([?.!,;]|$)"
+    r"|\b(the|this|that|these|those|such)\s+(article|piece|post|blog|essay|report|briefing|"
+    r"plan|proposal|policy|scheme|idea|argument|point|claim|view|story|comment)s?\b",
+    re.IGNORECASE,
+)
+
+
+def refers_back(question: str) -> Reference | None:
+    """What a question points back at, if anything: a person (he, she, they...), the author
+    of the article (the author, the writer), or the article or its subject (it, this plan)."""
+    if _AUTHOR_REFERENCE.search(question):
+        return "author"
+    if _PERSON_REFERENCE.search(question):
+        return "person"
+    if _THING_REFERENCE.search(question):
+        return "thing"
+    return None
+
+
+@dataclass(frozen=True)
+class ConversationContext:
+    """What the conversation was last about: the article and speaker of the latest answer,
+    and the question that found them."""
+
+    article_id: str
+    speaker: str | None
+    question: str
+
+
+def checked_history(history: Sequence[str] | None) -> list[str]:
+    """The earlier questions, stripped; refuses what cannot be a list of questions."""
+    if history is None:
+        return []
+    if isinstance(history, str):
+        raise InvalidQueryError("history must be a list of earlier questions, not one string")
+    if len(history) > MAX_HISTORY_TURNS:
+        raise InvalidQueryError(
+            f"history has {len(history)} questions; at most {MAX_HISTORY_TURNS} are accepted"
+        )
+    earlier = []
+    for position, question in enumerate(history):
+        if not isinstance(question, str):
+            raise InvalidQueryError(
+                f"history[{position}] is {type(question).__name__}, not a question string"
+            )
+        if not question.strip():
+            raise InvalidQueryError(f"history[{position}] is an empty question")
+        earlier.append(question.strip())
+    return earlier
