@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50)
     candidates: int = Field(200, ge=10, description="candidates taken from each retriever")
     dense_weight: float = Field(
-        0.7, ge=0.0, le=1.0, description="weight of the dense score in hybrid fusion (BM25 gets the rest)"
+        0.6, ge=0.0, le=1.0, description="weight of the dense score in hybrid fusion (BM25 gets the rest)"
     )
     per_article_cap: int = Field(4, ge=1, description="passages per article in one answer")
     abstain_below: float = Field(
