@@ -137,7 +137,7 @@ def format_result(result: SearchResult) -> str:
         return "Nothing in the archive answers that."
     lines = []
     if result.confidence == "low":
-        lines.append("No clear answer in the archive; these passages may be related:\n")
+        lines.append("No clear answer in the archive. These passages may be related:\n")
     if result.answer:
         who = f" — {result.answer.speaker}" if result.answer.speaker else ""
         lines.append(f"Answer: {result.answer.text}{who} [{result.answer.citation}]\n")

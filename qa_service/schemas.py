@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from index.records import ARTICLE_ID_PATTERN, Passage, SearchResult
+from index.records import ARTICLE_ID_PATTERN, Confidence, Passage, SearchResult
 
 
 class Strict(BaseModel):
@@ -90,7 +90,7 @@ class AskResponse(BaseModel):
     abstained: bool = Field(
         ..., description="true when nothing in the archive is close: no passages, no answer"
     )
-    confidence: Literal["high", "low", "none"] = Field(
+    confidence: Confidence = Field(
         ...,
         description="high: the passages answer it, with a short answer; low: the passages may "
         "be related, no short answer is given; none: nothing found (abstained)",

@@ -52,7 +52,14 @@ def test_ingest_json_then_rerun_then_eval(tmp_path: Path) -> None:
     asked = run("qa-ask", "who argues against means-testing?", "--index", str(index), "--json")
     answer = json.loads(asked.stdout)
     assert answer["passages"][0]["article_id"] == "000_b56ffdfc634a8662"
-    assert answer["answer"]["speaker"] == "Simon Duffy"
+    assert answer["answer"]["speaker"] == "Simon Duffy" and answer["confidence"] == "high"
+
+    # Near the archive's subject, but not in it: passages shown as possibly related, no answer.
+    unsure = run("qa-ask", "What lifetime cap on care costs did the Dilnot Commission recommend?",
+                 "--index", str(index))
+    assert unsure.returncode == 0, unsure.stderr
+    assert unsure.stdout.startswith("No clear answer in the archive.") and "Answer:" not in unsure.stdout
+    assert "[1] " in unsure.stdout
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
