@@ -83,7 +83,9 @@ class Searcher:
         self._article_ids = table.article_ids
         self._speakers = table.map_speakers(lambda s: (s or "").casefold())
         self._sections = table.sections
-        self._comment_bonus = np.where(self._sections == COMMENT, COMMENT_BONUS, 0.0).astype(np.float32)
+        self._comment_bonus = np.where(self._sections == COMMENT, COMMENT_BONUS, 0.0).astype(
+            np.float32
+        )
         dates = np.empty(len(index.articles.dates), dtype=object)
         dates[:] = index.articles.dates
         self._dates = dates[table.article_index]
@@ -242,8 +244,11 @@ class Searcher:
         rows = [row for row, _ in chosen]
         if not rows:
             return Turn([], "none", query_vector)
-        in_context = self.encoder.encode_query(f"{context.question} {question}")
-        closest = float(np.max(self.index.vectors[rows] @ np.stack([query_vector, in_context]).T))
+        vectors = self.index.vectors[rows]
+        closest = float(np.max(vectors @ query_vector))
+        if closest < CONFIDENT_COSINE:  # from there the answer is given anyway: spare a model call
+            in_context = self.encoder.encode_query(f"{context.question} {question}")
+            closest = max(closest, float(np.max(vectors @ in_context)))
         return Turn(chosen, self._confidence(question, rows, closest, scoped=True), query_vector)
 
     def _confidence(self, question: str, rows: list[int], closest: float, scoped: bool) -> Confidence:
