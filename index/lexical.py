@@ -27,7 +27,7 @@ def _stemmer() -> Stemmer.Stemmer:
 # diabetes"); bm25s's default pattern drops them. Stopwords still remove "a", "i", "d".
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 _TOKEN = re.compile(TOKEN_PATTERN)
-_STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
+STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
 # BM25 parameters for passages of near-equal length (chunks of at most 128 word pieces):
 # weaker length normalisation and term saturation than bm25s's defaults (1.5, 0.75).
 # Chosen on the quality benchmarks, docs/quality.md.
@@ -40,7 +40,7 @@ def analyse(texts: list[str]) -> list[list[str]]:
     time (a question, a few passages): the tokens `tokenize_corpus` gives, without its fixed
     cost per call (progress bar, vocabulary), which was a tenth of a search's time."""
     stem = _stemmer().stemWords
-    return [stem([t for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]) for text in texts]
+    return [stem([t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]) for text in texts]
 
 
 def tokenize_corpus(texts: list[str]) -> bm25s.tokenization.Tokenized:

@@ -1,7 +1,8 @@
 """The FastAPI app: `create_app(settings)` builds it; its lifespan loads the model and the index.
 
 Routes:
-  POST /ask, GET /ask?q=            cited passages for a question (with conversation history)
+  POST /ask, GET /ask?q=, POST /ask/stream   cited passages for a question, and a composed
+                                    answer when a language model is configured (routes.ask)
   GET /articles, GET /articles/{id} what the index holds, full text for showing a citation in place
   POST /articles, DELETE /articles/{id}, POST /admin/reindex, GET /admin/jobs/{id}   (bearer token)
   GET /healthz, GET /readyz, GET /metrics
@@ -11,12 +12,9 @@ Routes:
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import PurePath
 from typing import Annotated, TypeVar
@@ -25,7 +23,6 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Respo
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -38,37 +35,37 @@ from index.errors import (
     InvalidQueryError,
     QAError,
 )
-from index.records import (
-    ARTICLE_ID_PATTERN,
-    ARTICLE_ID_RULE,
-    ArticleRecord,
-    Filters,
-    is_valid_article_id,
-)
-from index.search import Searcher
+from index.records import ARTICLE_ID_PATTERN, ARTICLE_ID_RULE, ArticleRecord, is_valid_article_id
 from ingest.load import ArticleFormatError
 from ingest.pipeline import IngestReport
 from qa_service import articles as article_files
+from qa_service.citations import CitationChecker
+from qa_service.compose import Composer
 from qa_service.holder import IndexHolder
 from qa_service.jobs import Job, JobRunner
+from qa_service.llm import ChatModel
 from qa_service.metrics import CONTENT_TYPE, Metrics
 from qa_service.middleware import BodySizeLimit, RecordMetrics
 from qa_service.pages import pages_router
 from qa_service.ratelimit import RateLimiter
+from qa_service.routes.ask import ask_router
 from qa_service.schemas import (
     ArticleIn,
     ArticleList,
     ArticleOut,
     ArticleSummary,
-    AskFilters,
-    AskRequest,
-    AskResponse,
-    ErrorOut,
     Health,
     JobAccepted,
     JobOut,
     Readiness,
-    Turn,
+)
+from qa_service.service import (
+    ADMIN_ERRORS,
+    ERRORS,
+    SearcherDep,
+    Service,
+    ServiceDep,
+    require_admin,
 )
 from qa_service.settings import ServiceSettings
 
@@ -76,106 +73,6 @@ log = logging.getLogger("qa_service")
 T = TypeVar("T")
 
 ArticleId = Annotated[str, Path(pattern=ARTICLE_ID_PATTERN, description="article id")]
-
-
-@dataclass
-class Service:
-    """What the routes share, created by the lifespan and reached through dependencies."""
-
-    settings: ServiceSettings
-    encoder: Encoder
-    holder: IndexHolder
-    jobs: JobRunner
-    metrics: Metrics
-    articles_lock: threading.Lock  # one writer of the articles folder at a time
-    ask_limiter: RateLimiter | None
-
-
-# Dependencies are `async def`: they do no I/O, and FastAPI runs a plain `def` dependency in
-# its thread pool, one hop per dependency per request (about a millisecond of /ask's time).
-async def get_service(request: Request) -> Service:
-    return request.app.state.service
-
-
-async def get_searcher(service: Annotated[Service, Depends(get_service)]) -> Searcher:
-    searcher = service.holder.searcher
-    if searcher is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, service.holder.last_error or "no index loaded")
-    return searcher
-
-
-async def ask_rate_limit(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
-    if service.ask_limiter is None:
-        return
-    client = request.client.host if request.client else "unknown"
-    wait = service.ask_limiter.retry_after(client)
-    if wait is not None:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"too many questions from {client}; try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
-
-
-_bearer = HTTPBearer(auto_error=False, description="QA_ADMIN_TOKEN")
-
-
-async def require_admin(
-    service: Annotated[Service, Depends(get_service)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    token = service.settings.admin_token
-    if token is None:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "admin routes are turned off: start the service with QA_ADMIN_TOKEN set to enable them",
-        )
-    given = credentials.credentials if credentials else ""
-    if not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing or wrong bearer token" if given else "this route needs 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-ServiceDep = Annotated[Service, Depends(get_service)]
-SearcherDep = Annotated[Searcher, Depends(get_searcher)]
-ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 413, 422, 503)}
-ASK_ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 422, 429, 503)}
-ADMIN_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
-
-
-def _ask(service: Service, searcher: Searcher, question: str, history: list[Turn],
-         top_k: int | None, filters: AskFilters | None) -> AskResponse:
-    started = time.perf_counter()
-    limit = service.settings.max_question_chars
-    if len(question) > limit:
-        raise InvalidQueryError(f"question is {len(question)} characters; the limit is {limit}")
-    if len(history) > service.settings.max_history_turns:
-        raise InvalidQueryError(
-            f"history has {len(history)} turns; the limit is {service.settings.max_history_turns}"
-        )
-    result = searcher.search(
-        question,
-        top_k=top_k,
-        filters=_filters(filters),
-        history=[turn.content for turn in history if turn.role == "user" and turn.content.strip()],
-    )
-    service.metrics.answers.labels(result.confidence).inc()
-    return AskResponse.of(result, took_ms=round((time.perf_counter() - started) * 1000, 2))
-
-
-def _filters(filters: AskFilters | None) -> Filters | None:
-    if filters is None:
-        return None
-    return Filters(
-        article_ids=frozenset(filters.article_ids),
-        speakers=frozenset(filters.speakers),
-        sections=frozenset(filters.sections),
-        date_from=filters.date_from,
-        date_to=filters.date_to,
-    )
 
 
 def _accepted(job: Job, article_id: str | None = None) -> JobAccepted:
@@ -207,7 +104,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
         if settings.ask_rate_per_minute:
             limiter = RateLimiter(settings.ask_rate_per_minute, settings.ask_burst)
         service = Service(settings, model, holder, JobRunner(settings, model, job_finished), metrics,
-                          threading.Lock(), limiter)
+                          threading.Lock(), limiter, _composer(settings, model))
         app.state.service = service
         app.state.metrics = metrics
         await run_in_threadpool(holder.refresh)
@@ -238,25 +135,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
     _add_error_handlers(app)
     app.include_router(pages_router())
 
-    @app.post("/ask", response_model=AskResponse, responses=ASK_ERRORS, tags=["ask"],
-              dependencies=[Depends(ask_rate_limit)])
-    def ask(body: AskRequest, service: ServiceDep, searcher: SearcherDep) -> AskResponse:
-        """Cited passages that answer the question, best first, and a short answer when one stands out."""
-        return _ask(service, searcher, body.question, body.history, body.top_k, body.filters)
-
-    @app.get("/ask", response_model=AskResponse, responses=ASK_ERRORS, tags=["ask"],
-             dependencies=[Depends(ask_rate_limit)])
-    def ask_get(
-        service: ServiceDep,
-        searcher: SearcherDep,
-        q: Annotated[str, Query(description="the question")],
-        top_k: Annotated[int | None, Query(ge=1, le=20)] = None,
-        article: Annotated[list[str], Query(description="only these article ids")] = [],  # noqa: B006
-        speaker: Annotated[list[str], Query(description="only these speakers")] = [],  # noqa: B006
-    ) -> AskResponse:
-        """The same as POST /ask, for curl: `curl 'http://127.0.0.1:8000/ask?q=who+argues+...'`."""
-        filters = AskFilters(article_ids=article, speakers=speaker) if article or speaker else None
-        return _ask(service, searcher, q, [], top_k, filters)
+    app.include_router(ask_router())
 
     @app.get("/articles", response_model=ArticleList, responses=ERRORS, tags=["articles"])
     def list_articles(
@@ -376,6 +255,16 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     return app
+
+
+def _composer(settings: ServiceSettings, encoder: Encoder) -> Composer | None:
+    if settings.llm_url is None:
+        return None
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    model = ChatModel(settings.llm_url, settings.llm_model, key, settings.llm_timeout_s,
+                      settings.llm_max_tokens)
+    checker = CitationChecker(encoder, settings.llm_min_support)
+    return Composer(model, checker, settings.llm_passage_chars, settings.llm_passages)
 
 
 def _summary(article: ArticleRecord, chunks: int) -> ArticleSummary:

@@ -47,6 +47,19 @@ class Metrics:
             "related passages; none: nothing found)", ["confidence"], registry=self.registry,
         )
 
+        self.llm_calls = Counter(
+            "qa_llm_calls", "calls to the language model, by outcome (ok, failed)", ["outcome"],
+            registry=self.registry,
+        )
+        self.llm_latency = Histogram(
+            "qa_llm_seconds", "time to a whole composed answer, checks included",
+            buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60), registry=self.registry,
+        )
+        self.llm_sentences = Counter(
+            "qa_llm_sentences", "composed sentences, by verdict (kept, dropped)", ["verdict"],
+            registry=self.registry,
+        )
+
     def served(self, searcher: Searcher) -> None:
         self.index_info.clear()
         self.index_info.labels(searcher.version).set(1)

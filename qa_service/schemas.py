@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from index.records import ARTICLE_ID_PATTERN, Confidence, Passage, SearchResult
+from qa_service.compose import ComposedAnswer
 
 
 class Strict(BaseModel):
@@ -39,6 +40,11 @@ class AskRequest(Strict):
     )
     top_k: int | None = Field(None, ge=1, le=20, description="passages to return (default 5)")
     filters: AskFilters | None = None
+    generate: bool | None = Field(
+        None,
+        description="compose an answer with the language model (default: yes when the service "
+        "has one, QA_LLM_URL); only confident searches are composed",
+    )
 
 
 class HighlightOut(BaseModel):
@@ -85,6 +91,36 @@ class AnswerOut(BaseModel):
     citation: int = Field(..., description="rank of the passage the answer comes from")
 
 
+class GeneratedSentence(BaseModel):
+    text: str = Field(..., description="as the model wrote it, with its [n] markers")
+    citations: list[int] = Field(..., description="the passage ranks it cites")
+    supported: bool = Field(..., description="the cited passages support it; only these are in text")
+    reason: str | None = Field(..., description="why it is unsupported; null when supported")
+
+
+class GeneratedOut(BaseModel):
+    text: str = Field(
+        ..., description="the supported sentences, with their [n] markers; empty when none is "
+        "supported (show the extractive answer then)",
+    )
+    sentences: list[GeneratedSentence] = Field(..., description="every sentence, removed ones too")
+    model: str
+    took_ms: float
+
+    @classmethod
+    def of(cls, composed: ComposedAnswer) -> GeneratedOut:
+        return cls(
+            text=composed.text,
+            sentences=[
+                GeneratedSentence(text=sentence.text, citations=sentence.citations,
+                                  supported=sentence.supported, reason=sentence.reason)
+                for sentence in composed.sentences
+            ],
+            model=composed.model,
+            took_ms=composed.took_ms,
+        )
+
+
 class AskResponse(BaseModel):
     question: str
     abstained: bool = Field(
@@ -99,6 +135,13 @@ class AskResponse(BaseModel):
     passages: list[PassageOut]
     index_version: str
     took_ms: float
+    generated: GeneratedOut | None = Field(
+        None, description="the composed answer, checked against its citations; null when none "
+        "was composed (not asked for, no language model, or the search was not confident)",
+    )
+    generation_error: str | None = Field(
+        None, description="why composing failed (the extractive answer stands); null otherwise"
+    )
 
     @classmethod
     def of(cls, result: SearchResult, took_ms: float) -> AskResponse:

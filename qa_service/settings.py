@@ -35,9 +35,28 @@ class ServiceSettings(Settings):
         1.0, gt=0, description="how often the service checks for a newly published index version"
     )
 
-    @field_validator("admin_token", mode="before")
+
+    # Composed answers (qa_service.compose); unset llm_url turns them off.
+    llm_url: str | None = Field(
+        None, description="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 "
+        "(Ollama) or http://127.0.0.1:8090/v1 (qa-llm); unset: no composed answers",
+    )
+    llm_model: str = Field("local", description="model name sent to the endpoint")
+    llm_api_key: SecretStr | None = Field(None, description="bearer key, if the endpoint needs one")
+    llm_timeout_s: float = Field(20.0, gt=0, description="longest wait for a whole composed answer")
+    llm_max_tokens: int = Field(160, ge=16, le=4096, description="longest composed answer, in tokens")
+    llm_passages: int = Field(2, ge=1, le=20, description="best passages the model is given")
+    llm_passage_chars: int = Field(
+        300, ge=80, description="characters of each passage (around its best sentence) the model sees"
+    )
+    llm_min_support: float = Field(
+        0.55, ge=0.0, le=1.0,
+        description="similarity a composed sentence needs to a sentence of a passage it cites",
+    )
+
+    @field_validator("admin_token", "llm_url", "llm_api_key", mode="before")
     @classmethod
-    def _empty_token_is_no_token(cls, value: object) -> object:
+    def _empty_is_unset(cls, value: object) -> object:
         # `QA_ADMIN_TOKEN=` (as docker-compose passes an unset variable) must not mean
-        # "the empty string is the password".
+        # "the empty string is the password", nor `QA_LLM_URL=` "a model at ''".
         return None if isinstance(value, str) and not value.strip() else value

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,16 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> 
 @pytest.fixture(scope="session")
 def searcher(sample_index: Path, encoder: Encoder) -> Searcher:
     return Searcher(load_index(sample_index), encoder, Settings(index_dir=sample_index))
+
+
+@pytest.fixture(scope="session")
+def local_llm() -> Iterator[str]:
+    """`qa-llm`'s server (SmolLM2-135M in llama.cpp) on 127.0.0.1, once per session: its base URL."""
+    from qa_service.local_llm import LocalModelServer, bundled_model_path
+
+    server = LocalModelServer(bundled_model_path(), port=free_port())
+    yield server.url
+    server.close()
 
 
 @pytest.fixture

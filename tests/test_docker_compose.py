@@ -35,13 +35,20 @@ def test_compose_file_is_valid_and_shares_the_index_between_ingest_and_api() -> 
     assert api["ports"] == ["127.0.0.1:8000:8000/tcp"]
     assert "index" in config["volumes"]
     assert api["environment"]["QA_ADMIN_TOKEN"] == ""  # unset: admin routes off (see ServiceSettings)
+    assert api["environment"]["QA_LLM_URL"] == ""  # unset: no composed answers
+    # The language model starts only with `--profile llm`, and runs our qa-llm.
+    llm = config["services"]["llm"]
+    assert llm["profiles"] == ["llm"] and not api.get("profiles") and not ingest.get("profiles")
+    assert llm["command"][0] == "qa-llm" and "8090" in llm["command"]
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert "qa-llm" in scripts
 
 
 def test_dockerfile_installs_cpu_torch_first_and_runs_our_commands() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     torch = dockerfile.index("torch==2.13.0")
     assert "download.pytorch.org/whl/cpu" in dockerfile
-    assert torch < dockerfile.index("pip install .")
+    assert torch < dockerfile.index("pip install '.[llm]'")
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert re.search(r'CMD \["(qa-[a-z]+)"\]', dockerfile).group(1) in scripts
     for copied in re.findall(r"^COPY (?:--\S+ )?(\S+)", dockerfile, re.M):

@@ -85,6 +85,22 @@ HOSTILE_QUESTION = "How do Orkney lighthouse keepers polish the brass lanterns?"
 # ---- servers ------------------------------------------------------------------------------
 
 
+def stream_events(body: str) -> dict[str, dict]:
+    """The events of a POST /ask/stream body, by name (the last of each name; deltas joined)."""
+    events: dict[str, dict] = {}
+    deltas = []
+    for block in body.split("\n\n"):
+        lines = block.splitlines()
+        name = next((line[6:].strip() for line in lines if line.startswith("event:")), None)
+        data = "\n".join(line[5:].lstrip() for line in lines if line.startswith("data:"))
+        if name and data:
+            events[name] = json.loads(data)
+            if name == "delta":
+                deltas.append(events[name]["text"])
+    events["written"] = {"text": "".join(deltas)}
+    return events
+
+
 def _get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
@@ -311,10 +327,10 @@ def test_demo_page_answers_with_citation_and_opens_article(api: str, open_page, 
     log = page.locator("article-qa-widget [role=log]")
     assert log.get_attribute("aria-live") == "polite"
 
-    with page.expect_response(lambda r: r.url.endswith("/ask")) as answered:
+    with page.expect_response(lambda r: r.url.endswith("/ask/stream")) as answered:
         ask(page, MEANS_TESTING)
     expect(page.locator("article-qa-widget .loading")).to_have_count(0)
-    data = answered.value.json()
+    data = stream_events(answered.value.text())["passages"]
     assert data["abstained"] is False
 
     answer = page.locator("article-qa-widget .answer")
@@ -360,7 +376,7 @@ def test_demo_page_answers_with_citation_and_opens_article(api: str, open_page, 
 def test_follow_up_sends_history_and_conversation_survives_reload(api: str, open_page) -> None:
     page = open_page(f"{api}/")
     bodies: list[dict] = []
-    page.on("request", lambda r: bodies.append(r.post_data_json) if r.url.endswith("/ask") else None)
+    page.on("request", lambda r: bodies.append(r.post_data_json) if r.url.endswith("/ask/stream") else None)
     page.locator("article-qa-widget .launcher").click()
     ask(page, MEANS_TESTING)
     expect(page.locator("article-qa-widget .msg.bot")).to_have_count(1)
@@ -422,7 +438,7 @@ def test_low_confidence_shows_possibly_related_passages_without_an_answer(api: s
 def test_keyboard_only(api: str, open_page) -> None:
     page = open_page(f"{api}/")
     sent: list[str] = []
-    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/ask") else None)
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/ask/stream") else None)
     page.locator("article-qa-widget .launcher").focus()
     page.keyboard.press("Enter")
     panel = page.locator("article-qa-widget [role=dialog]")
@@ -507,9 +523,9 @@ def test_cross_origin_host_page_with_hostile_css(api: str, site: StaticSite, ope
 def test_untrusted_text_is_shown_as_text(api: str, open_page, watch: Watch) -> None:
     page = open_page(f"{api}/")
     page.locator("article-qa-widget .launcher").click()
-    with page.expect_response(lambda r: r.url.endswith("/ask")) as answered:
+    with page.expect_response(lambda r: r.url.endswith("/ask/stream")) as answered:
         ask(page, HOSTILE_QUESTION)
-    data = answered.value.json()
+    data = stream_events(answered.value.text())["passages"]
     rank, passage = next((p["rank"], p) for p in data["passages"] if p["article_id"] == HOSTILE_ID)
     assert HOSTILE_MARKUP in passage["text"]
     citation = page.locator("article-qa-widget ol.cites > li").nth(rank - 1)
@@ -607,3 +623,68 @@ def test_article_view_with_unknown_article_or_bad_offsets(api: str, open_page) -
     expect(page.locator("mark")).to_have_count(0)
     article = _get_json(f"{api}/articles/{MEANS_TESTING_ARTICLE}")
     assert page.locator("#text").text_content() == article["text"]
+
+
+@pytest.fixture(scope="module")
+def composing_api(tmp_path_factory: pytest.TempPathFactory, sample_index: Path, local_llm: str) -> Iterator[str]:
+    """`qa-serve` over the sample index with composed answers from the local model (qa-llm's)."""
+    work = tmp_path_factory.mktemp("widget-llm")
+    port = free_port()
+    process = start_qa_serve(SAMPLE_ARTICLES, sample_index, port, work / "serve.log", QA_LLM_URL=local_llm)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+# Records, in the widget's shadow tree, when the passages, the streamed words and the checked
+# composed answer first appear.
+RECORD_STAGES = """
+const root = document.querySelector('article-qa-widget').shadowRoot;
+window.stages = [];
+const seen = (stage) => { if (!window.stages.includes(stage)) window.stages.push(stage); };
+new MutationObserver(() => {
+  if (root.querySelector('ol.cites > li')) seen('passages');
+  const live = root.querySelector('.composing');
+  if (live && live.textContent) seen('streaming');
+  if (root.querySelector('.composed')) seen('checked');
+}).observe(root, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def test_the_widget_streams_a_composed_answer_then_shows_the_checked_text(composing_api: str, open_page) -> None:
+    page = open_page(f"{composing_api}/")
+    page.locator("article-qa-widget .launcher").click()
+    page.evaluate(f"() => {{ {RECORD_STAGES} }}")
+    with page.expect_response(lambda r: r.url.endswith("/ask/stream")) as answered:
+        ask(page, MEANS_TESTING)
+    composed = page.locator("article-qa-widget .composed")
+    expect(composed).to_be_visible(timeout=30_000)
+    events = stream_events(answered.value.text())
+    generated = events["done"]["generated"]
+    assert generated["text"], "the local model's answer to this question has a supported sentence"
+    assert events["written"]["text"]  # the deltas the widget showed while it streamed
+
+    # Passages first, then the words as they come, then the checked text in their place.
+    assert page.evaluate("window.stages") == ["passages", "streaming", "checked"]
+    expect(page.locator("article-qa-widget .composing")).to_have_count(0)
+    shown = composed.inner_text()
+    assert shown.startswith(generated["text"])
+    for sentence in generated["sentences"]:
+        if not sentence["supported"]:
+            assert sentence["text"] not in shown
+    # The extractive answer stays below it.
+    expect(page.locator("article-qa-widget .answer")).to_contain_text("— Simon Duffy")
+
+    # Each [n] in the checked text opens source n.
+    cited = next(s["citations"][0] for s in generated["sentences"] if s["supported"])
+    source = page.locator("article-qa-widget ol.cites > li").nth(cited - 1).locator("details")
+    expect(source).not_to_have_attribute("open", "")
+    composed.get_by_role("button", name=f"Show source {cited}").click()
+    expect(source).to_have_attribute("open", "")
+    _screenshot(page, "widget-composed-1280x800.png")
+
+    # After a reload the checked answer is shown again, from the saved conversation.
+    page.reload()
+    expect(page.locator("article-qa-widget .composed")).to_contain_text(generated["text"])

@@ -243,6 +243,11 @@
     ".answer .who { display: block; margin-top: 4px; color: var(--muted); font-size: 14px; }",
     ".cite-ref { margin-left: 4px; padding: 0 4px; border: 1px solid var(--line); border-radius: 4px;",
     "  background: var(--bg); font-size: 12px; vertical-align: 1px; }",
+    ".composed, .composing { margin: 0 0 8px; padding: 10px 12px; border-left: 4px solid var(--accent);",
+    "  background: var(--soft); border-radius: 0 8px 8px 0; white-space: pre-wrap; }",
+    ".composing { color: var(--muted); }",
+    ".composed-note { display: block; margin-top: 4px; color: var(--muted); font-size: 12px;",
+    "  white-space: normal; }",
     ".abstain { color: var(--muted); font-style: italic; }",
     ".unsure { margin: 0 0 8px; padding: 8px 12px; border-left: 4px solid var(--line);",
     "  color: var(--muted); }",
@@ -477,25 +482,16 @@
     var answer = response.answer;
     var unsure = response.confidence === "low" || !(answer && answer.text);
     if (unsure) box.appendChild(el("p", { className: "unsure", text: LOW_CONFIDENCE_TEXT }));
+    var generated = response.generated;
+    if (!unsure && generated && typeof generated.text === "string" && generated.text) {
+      box.appendChild(renderComposed(generated.text, passages.length, listId));
+    }
     if (answer && answer.text) {
       var children = [el("span", { className: "answer-text", text: answer.text })];
       if (answer.speaker) children.push(el("span", { className: "who", text: "— " + answer.speaker }));
       var cited = Number.isInteger(answer.citation) ? answer.citation : null;
       if (cited !== null && cited >= 1 && cited <= passages.length) {
-        var ref = el("button", {
-          type: "button",
-          className: "cite-ref",
-          "aria-label": "Show source " + cited,
-          "aria-controls": listId + "-" + cited,
-        }, ["[" + cited + "]"]);
-        ref.addEventListener("click", function () {
-          var details = ui.shadow.getElementById(listId + "-" + cited);
-          if (details) {
-            details.open = true;
-            details.querySelector("summary").focus();
-          }
-        });
-        children.splice(1, 0, ref);
+        children.splice(1, 0, citeButton(cited, listId));
       }
       box.appendChild(el("p", { className: "answer" }, children));
     }
@@ -507,6 +503,44 @@
       list.appendChild(renderCitation(p, i + 1, listId + "-" + (i + 1)));
     });
     box.appendChild(list);
+    return box;
+  }
+
+  // A "[n]" button that opens source n of the list `listId`.
+  function citeButton(number, listId) {
+    var ref = el("button", {
+      type: "button",
+      className: "cite-ref",
+      "aria-label": "Show source " + number,
+      "aria-controls": listId + "-" + number,
+    }, ["[" + number + "]"]);
+    ref.addEventListener("click", function () {
+      var details = ui.shadow.getElementById(listId + "-" + number);
+      if (details) {
+        details.open = true;
+        details.querySelector("summary").focus();
+      }
+    });
+    return ref;
+  }
+
+  // The checked composed answer: its text, with each [n] marker (n a source shown) a button.
+  function renderComposed(text, count, listId) {
+    var box = el("p", { className: "composed" });
+    var marker = /\[(\d+(?:\s*,\s*\d+)*)\]/g;
+    var last = 0;
+    var match;
+    while ((match = marker.exec(text)) !== null) {
+      box.appendChild(document.createTextNode(text.slice(last, match.index)));
+      match[1].split(",").forEach(function (part) {
+        var n = parseInt(part, 10);
+        if (n >= 1 && n <= count) box.appendChild(citeButton(n, listId));
+      });
+      last = marker.lastIndex;
+    }
+    box.appendChild(document.createTextNode(text.slice(last)));
+    box.appendChild(el("span", { className: "composed-note",
+      text: "Written by a language model from the sources; each sentence was checked against the source it cites." }));
     return box;
   }
 
@@ -634,44 +668,112 @@
     };
     pending = mine;
 
-    fetch(config.api + "/ask", {
+    var message = null; // the assistant message, once the passages have come
+    var box = null;
+    var live = null; // the model's words as they stream, replaced by the checked text
+
+    fetch(config.api + "/ask/stream", {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
       body: JSON.stringify(body),
       signal: controller.signal,
       credentials: "omit",
       mode: "cors",
     })
       .then(function (res) {
-        return res.text().then(function (text) {
-          var data = null;
-          try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-          if (!res.ok) throw httpError(res.status, data);
-          if (!data || typeof data !== "object") throw new Error("bad-json");
-          return data;
-        });
+        if (!res.ok) {
+          return res.text().then(function (text) {
+            var data = null;
+            try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+            throw httpError(res.status, data);
+          });
+        }
+        if (!res.body || !res.body.getReader) throw new Error("bad-json");
+        return readEvents(res.body.getReader(), onEvent);
       })
-      .then(function (data) {
-        if (pending !== mine) return; // cleared or superseded meanwhile
+      .then(function () {
+        if (pending !== mine) return;
+        if (!message) throw new Error("bad-json"); // the stream ended before the passages
         finish();
-        state.messages.push({ role: "assistant", response: data });
-        saveState();
-        ui.log.appendChild(renderAnswer(data, state.messages.length - 1));
-        scrollToEnd();
       })
       .catch(function (err) {
         if (pending !== mine) return;
         finish();
+        // Passages already shown: the answer stands without the composed part.
+        if (message) return;
         ui.log.appendChild(renderError({ message: describeError(err, timedOut) }, index));
         scrollToEnd();
       });
+
+    function onEvent(name, data) {
+      if (pending !== mine) return;
+      if (name === "passages") {
+        loading.remove();
+        // The composed answer gets its own time limit, from now.
+        clearTimeout(mine.timer);
+        mine.timer = setTimeout(function () { timedOut = true; controller.abort(); }, config.timeoutMs);
+        message = { role: "assistant", response: data };
+        state.messages.push(message);
+        saveState();
+        box = renderAnswer(data, state.messages.length - 1);
+        ui.log.appendChild(box);
+      } else if (name === "delta" && box && data && typeof data.text === "string") {
+        if (!live) {
+          live = el("p", { className: "composing", "aria-hidden": "true" });
+          box.insertBefore(live, box.children[1] || null);
+        }
+        live.textContent += data.text;
+      } else if ((name === "done" || name === "error") && message) {
+        if (name === "done") message.response.generated = data && data.generated;
+        else message.response.generation_error = data && data.generation_error;
+        saveState();
+        var checked = renderAnswer(message.response, state.messages.indexOf(message));
+        box.replaceWith(checked);
+        box = checked;
+        live = null;
+      }
+      scrollToEnd();
+    }
 
     function finish() {
       clearTimeout(mine.timer);
       pending = null;
       loading.remove();
+      if (live) live.remove();
       setBusy(false);
     }
+  }
+
+  // Server-Sent Events from a fetch body: calls onEvent(name, parsed data) for each event.
+  function readEvents(reader, onEvent) {
+    var decoder = new TextDecoder();
+    var buffer = "";
+    function dispatch(block) {
+      var name = "message";
+      var data = [];
+      block.split(/\r?\n/).forEach(function (line) {
+        if (line.indexOf("event:") === 0) name = line.slice(6).trim();
+        else if (line.indexOf("data:") === 0) data.push(line.slice(5).replace(/^ /, ""));
+      });
+      if (!data.length) return;
+      var parsed;
+      try { parsed = JSON.parse(data.join("\n")); } catch (e) { throw new Error("bad-json"); }
+      onEvent(name, parsed);
+    }
+    function pump() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done) {
+          if (buffer.trim()) dispatch(buffer);
+          return;
+        }
+        buffer += decoder.decode(chunk.value, { stream: true });
+        var parts = buffer.split(/\r?\n\r?\n/);
+        buffer = parts.pop();
+        parts.forEach(dispatch);
+        return pump();
+      });
+    }
+    return pump();
   }
 
   function httpError(status, data) {

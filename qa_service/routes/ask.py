@@ -1,0 +1,187 @@
+"""Questions: POST /ask and GET /ask (cited passages, an extractive answer, and a composed one
+when a language model is configured), POST /ask/stream (the same as Server-Sent Events, the
+composed answer written as the model writes it)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.sse import EventSourceResponse, format_sse_event
+
+from index.errors import InvalidQueryError
+from index.records import Filters, SearchResult
+from index.search import Searcher
+from qa_service.compose import ComposedAnswer
+from qa_service.llm import GenerationError
+from qa_service.schemas import AskFilters, AskRequest, AskResponse, GeneratedOut, Turn
+from qa_service.service import ASK_ERRORS, SearcherDep, Service, ServiceDep, ask_rate_limit
+
+NO_MODEL = "composed answers are off: the service has no language model (set QA_LLM_URL)"
+
+STREAM_DOC = {
+    200: {
+        "description": "Server-Sent Events: `passages` (the /ask response without `generated`), "
+        "then `delta` events (`{\"text\": ...}`) as the model writes, then `done` "
+        "(`{\"generated\": ... or null}`) or `error` (`{\"generation_error\": ...}`).",
+        "content": {"text/event-stream": {"schema": {
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"type": "string", "enum": ["passages", "delta", "done", "error"]},
+                "data": {"type": "string", "contentMediaType": "application/json"},
+            },
+        }}},
+    },
+    **ASK_ERRORS,
+}
+
+
+def ask_router() -> APIRouter:
+    router = APIRouter(tags=["ask"], dependencies=[Depends(ask_rate_limit)])
+
+    @router.post("/ask", response_model=AskResponse, responses=ASK_ERRORS)
+    def ask(body: AskRequest, service: ServiceDep, searcher: SearcherDep) -> AskResponse:
+        """Cited passages that answer the question, best first, a short answer when one stands
+        out, and a composed answer checked against its citations when a model is configured."""
+        started = time.perf_counter()
+        result = _search(service, searcher, body.question, body.history, body.top_k, body.filters)
+        return _respond(service, result, started, body.generate)
+
+    @router.get("/ask", response_model=AskResponse, responses=ASK_ERRORS)
+    def ask_get(
+        service: ServiceDep,
+        searcher: SearcherDep,
+        q: Annotated[str, Query(description="the question")],
+        top_k: Annotated[int | None, Query(ge=1, le=20)] = None,
+        article: Annotated[list[str], Query(description="only these article ids")] = [],  # noqa: B006
+        speaker: Annotated[list[str], Query(description="only these speakers")] = [],  # noqa: B006
+        generate: Annotated[bool | None, Query(description="compose an answer (see POST /ask)")] = None,
+    ) -> AskResponse:
+        """The same as POST /ask, for curl: `curl 'http://127.0.0.1:8000/ask?q=who+argues+...'`."""
+        started = time.perf_counter()
+        filters = AskFilters(article_ids=article, speakers=speaker) if article or speaker else None
+        result = _search(service, searcher, q, [], top_k, filters)
+        return _respond(service, result, started, generate)
+
+    # Returns its response itself: with `response_class=EventSourceResponse` FastAPI expects a
+    # generator, which would open the stream before the question is checked.
+    @router.post("/ask/stream", response_model=None, responses=STREAM_DOC)
+    def ask_stream(body: AskRequest, service: ServiceDep, searcher: SearcherDep) -> EventSourceResponse:
+        """POST /ask as a stream, for the widget: the passages at once, then the composed answer."""
+        started = time.perf_counter()
+        # Searched before the stream opens, so a bad question is a plain 4xx, not an event.
+        result = _search(service, searcher, body.question, body.history, body.top_k, body.filters)
+        response = AskResponse.of(result, took_ms=_ms_since(started))
+        return EventSourceResponse(_events(service, result, response, body.generate))
+
+    return router
+
+
+def _search(service: Service, searcher: Searcher, question: str, history: list[Turn],
+            top_k: int | None, filters: AskFilters | None) -> SearchResult:
+    limit = service.settings.max_question_chars
+    if len(question) > limit:
+        raise InvalidQueryError(f"question is {len(question)} characters; the limit is {limit}")
+    if len(history) > service.settings.max_history_turns:
+        raise InvalidQueryError(
+            f"history has {len(history)} turns; the limit is {service.settings.max_history_turns}"
+        )
+    result = searcher.search(
+        question,
+        top_k=top_k,
+        filters=_filters(filters),
+        history=[turn.content for turn in history if turn.role == "user" and turn.content.strip()],
+    )
+    service.metrics.answers.labels(result.confidence).inc()
+    return result
+
+
+def _respond(service: Service, result: SearchResult, started: float, generate: bool | None) -> AskResponse:
+    generated, error = None, None
+    if _composing(service, generate, result):
+        generated, error = _compose(service, result)
+    elif generate and service.composer is None:
+        error = NO_MODEL
+    response = AskResponse.of(result, took_ms=_ms_since(started))
+    response.generated, response.generation_error = generated, error
+    return response
+
+
+def _composing(service: Service, generate: bool | None, result: SearchResult) -> bool:
+    wanted = generate if generate is not None else service.composer is not None
+    return wanted and service.composer is not None and service.composer.wants(result)
+
+
+def _compose(service: Service, result: SearchResult) -> tuple[GeneratedOut | None, str | None]:
+    composer = service.composer
+    assert composer is not None
+    started = time.perf_counter()
+    try:
+        composed = composer.compose(result)
+    except GenerationError as exc:
+        _count_failure(service, started)
+        return None, str(exc)
+    return _count_success(service, composed, started), None
+
+
+def _events(service: Service, result: SearchResult, response: AskResponse,
+            generate: bool | None) -> Iterator[bytes]:
+    yield _event("passages", response.model_dump(mode="json", exclude={"generated", "generation_error"}))
+    if not _composing(service, generate, result):
+        error = NO_MODEL if generate and service.composer is None else None
+        yield _event("error", {"generation_error": error}) if error else _event("done", {"generated": None})
+        return
+    composer = service.composer
+    assert composer is not None
+    started = time.perf_counter()
+    written = []
+    try:
+        for delta in composer.stream(result):
+            written.append(delta)
+            yield _event("delta", {"text": delta})
+        composed = composer.check(result, "".join(written), started)
+    except GenerationError as exc:
+        _count_failure(service, started)
+        yield _event("error", {"generation_error": str(exc)})
+        return
+    generated = _count_success(service, composed, started)
+    yield _event("done", {"generated": generated.model_dump(mode="json")})
+
+
+def _count_success(service: Service, composed: ComposedAnswer, started: float) -> GeneratedOut:
+    metrics = service.metrics
+    metrics.llm_calls.labels("ok").inc()
+    metrics.llm_latency.observe(time.perf_counter() - started)
+    kept = sum(sentence.supported for sentence in composed.sentences)
+    metrics.llm_sentences.labels("kept").inc(kept)
+    metrics.llm_sentences.labels("dropped").inc(len(composed.sentences) - kept)
+    return GeneratedOut.of(composed)
+
+
+def _count_failure(service: Service, started: float) -> None:
+    service.metrics.llm_calls.labels("failed").inc()
+    service.metrics.llm_latency.observe(time.perf_counter() - started)
+
+
+def _event(name: str, data: object) -> bytes:
+    return format_sse_event(event=name, data_str=json.dumps(data, ensure_ascii=False))
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _filters(filters: AskFilters | None) -> Filters | None:
+    if filters is None:
+        return None
+    return Filters(
+        article_ids=frozenset(filters.article_ids),
+        speakers=frozenset(filters.speakers),
+        sections=frozenset(filters.sections),
+        date_from=filters.date_from,
+        date_to=filters.date_to,
+    )

@@ -1,0 +1,93 @@
+"""What the routes share: the `Service` the lifespan builds, and the dependencies that reach it
+(the searcher, the /ask rate limit, the admin token)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from index.encoder import Encoder
+from index.search import Searcher
+from qa_service.compose import Composer
+from qa_service.holder import IndexHolder
+from qa_service.jobs import JobRunner
+from qa_service.metrics import Metrics
+from qa_service.ratelimit import RateLimiter
+from qa_service.schemas import ErrorOut
+from qa_service.settings import ServiceSettings
+
+
+@dataclass
+class Service:
+    """What the routes share, created by the lifespan and reached through dependencies."""
+
+    settings: ServiceSettings
+    encoder: Encoder
+    holder: IndexHolder
+    jobs: JobRunner
+    metrics: Metrics
+    articles_lock: threading.Lock  # one writer of the articles folder at a time
+    ask_limiter: RateLimiter | None
+    composer: Composer | None  # None when no language model is configured (QA_LLM_URL)
+
+
+# Dependencies are `async def`: they do no I/O, and FastAPI runs a plain `def` dependency in
+# its thread pool, one hop per dependency per request (about a millisecond of /ask's time).
+async def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+async def get_searcher(service: Annotated[Service, Depends(get_service)]) -> Searcher:
+    searcher = service.holder.searcher
+    if searcher is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, service.holder.last_error or "no index loaded")
+    return searcher
+
+
+async def ask_rate_limit(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
+    if service.ask_limiter is None:
+        return
+    client = request.client.host if request.client else "unknown"
+    wait = service.ask_limiter.retry_after(client)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many questions from {client}; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+_bearer = HTTPBearer(auto_error=False, description="QA_ADMIN_TOKEN")
+
+
+async def require_admin(
+    service: Annotated[Service, Depends(get_service)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    token = service.settings.admin_token
+    if token is None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "admin routes are turned off: start the service with QA_ADMIN_TOKEN set to enable them",
+        )
+    given = credentials.credentials if credentials else ""
+    if not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or wrong bearer token" if given else "this route needs 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+SearcherDep = Annotated[Searcher, Depends(get_searcher)]
+ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 413, 422, 503)}
+ASK_ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 422, 429, 503)}
+ADMIN_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
+
+
