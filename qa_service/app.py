@@ -48,6 +48,7 @@ from qa_service.metrics import CONTENT_TYPE, Metrics
 from qa_service.middleware import BodySizeLimit, RecordMetrics
 from qa_service.pages import pages_router
 from qa_service.ratelimit import RateLimiter
+from qa_service.rewrite import FollowupRewriter
 from qa_service.routes.ask import ask_router
 from qa_service.schemas import (
     ArticleIn,
@@ -104,7 +105,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
         if settings.ask_rate_per_minute:
             limiter = RateLimiter(settings.ask_rate_per_minute, settings.ask_burst)
         service = Service(settings, model, holder, JobRunner(settings, model, job_finished), metrics,
-                          threading.Lock(), limiter, _composer(settings, model))
+                          threading.Lock(), limiter, *_language_model(settings, model))
         app.state.service = service
         app.state.metrics = metrics
         await run_in_threadpool(holder.refresh)
@@ -257,14 +258,16 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
     return app
 
 
-def _composer(settings: ServiceSettings, encoder: Encoder) -> Composer | None:
+def _language_model(settings: ServiceSettings, encoder: Encoder) -> tuple[Composer | None, FollowupRewriter | None]:
+    """The composer and the follow-up rewriter, when a model is configured."""
     if settings.llm_url is None:
-        return None
+        return None, None
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     model = ChatModel(settings.llm_url, settings.llm_model, key, settings.llm_timeout_s,
                       settings.llm_max_tokens)
     checker = CitationChecker(encoder, settings.llm_min_support)
-    return Composer(model, checker, settings.llm_passage_chars, settings.llm_passages)
+    composer = Composer(model, checker, settings.llm_passage_chars, settings.llm_passages)
+    return composer, FollowupRewriter(model) if settings.llm_rewrite_followups else None
 
 
 def _summary(article: ArticleRecord, chunks: int) -> ArticleSummary:

@@ -27,13 +27,13 @@ class ChatModel:
             base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, max_retries=0
         )
 
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
         """The answer's text as it is written. Raises `GenerationError` on any failure, and when
         the whole answer takes longer than the timeout (the client's own timeout is per read)."""
         deadline = time.monotonic() + self.timeout_s
         try:
             events = self._client.chat.completions.create(
-                model=self.model, messages=messages, max_tokens=self.max_tokens,
+                model=self.model, messages=messages, max_tokens=max_tokens or self.max_tokens,
                 temperature=0, stream=True,
             )
             with events:

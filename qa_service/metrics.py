@@ -60,6 +60,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.llm_rewrites = Counter(
+            "qa_llm_rewrites", "follow-ups the model rewrote before the search, by outcome (ok; "
+            "failed: searched as asked)", ["outcome"], registry=self.registry,
+        )
+
     def served(self, searcher: Searcher) -> None:
         self.index_info.clear()
         self.index_info.labels(searcher.version).set(1)

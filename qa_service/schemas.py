@@ -135,6 +135,10 @@ class AskResponse(BaseModel):
     passages: list[PassageOut]
     index_version: str
     took_ms: float
+    searched_as: str | None = Field(
+        None, description="the follow-up as the language model rewrote it and the archive was "
+        "searched (QA_LLM_REWRITE_FOLLOWUPS); null when searched as asked",
+    )
     generated: GeneratedOut | None = Field(
         None, description="the composed answer, checked against its citations; null when none "
         "was composed (not asked for, no language model, or the search was not confident)",

@@ -49,6 +49,10 @@ class ServiceSettings(Settings):
     llm_passage_chars: int = Field(
         300, ge=80, description="characters of each passage (around its best sentence) the model sees"
     )
+    llm_rewrite_followups: bool = Field(
+        False, description="let the model rewrite a follow-up into a standalone question before "
+        "the search (one short call; the search's own resolver stays underneath)",
+    )
     llm_min_support: float = Field(
         0.55, ge=0.0, le=1.0,
         description="similarity a composed sentence needs to a sentence of a passage it cites",

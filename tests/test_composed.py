@@ -265,3 +265,45 @@ def test_qa_llm_serves_the_bundled_model_and_stops_cleanly() -> None:
         assert server.wait(timeout=30) == 0
     missing = subprocess.run([qa_llm, "--model", "/nonexistent/model.gguf"], capture_output=True, text=True)
     assert missing.returncode == 2 and "no model file at /nonexistent/model.gguf" in missing.stderr
+
+
+# --- Follow-ups rewritten by the model before the search ------------------------------------
+
+FOLLOW_UP = "What does he call the way forward for the NHS?"
+HISTORY = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "There is no moral case."}]
+MEANS_TESTING_ARTICLE = "000_b56ffdfc634a8662"
+
+
+def rewrites(client: TestClient) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in client.get("/metrics").text.splitlines()
+               if line.startswith("qa_llm_rewrites_total{"))
+
+
+def test_a_follow_up_is_rewritten_by_the_model_and_stays_in_its_conversation(
+    sample_index: Path, encoder: Encoder, local_llm: str
+) -> None:
+    with make_client(sample_index, encoder, llm_url=local_llm, llm_rewrite_followups=True) as rewriting:
+        body = rewriting.post("/ask", json={"question": FOLLOW_UP, "history": HISTORY, "generate": False}).json()
+        assert rewrites(rewriting) == 1
+        assert body["question"] == FOLLOW_UP
+        if body["searched_as"] is not None:  # the model's rewrite was usable
+            assert body["searched_as"] != FOLLOW_UP and "he" not in body["searched_as"].lower().split()
+        assert body["passages"][0]["article_id"] == MEANS_TESTING_ARTICLE
+        # A question that does not refer back is searched as asked, with no call.
+        single = rewriting.post("/ask", json={"question": QUESTION, "history": HISTORY, "generate": False}).json()
+        assert single["searched_as"] is None and rewrites(rewriting) == 1
+
+
+def test_an_unusable_rewrite_leaves_the_follow_up_to_the_search(
+    sample_index: Path, encoder: Encoder, stand_in
+) -> None:
+    url, handler = stand_in
+    handler.behaviour, handler.reply = "answer", "Sure! Here is a poem about the sea."
+    request = {"question": FOLLOW_UP, "history": HISTORY, "generate": False}
+    with make_client(sample_index, encoder, llm_url=url, llm_rewrite_followups=True) as rewriting:
+        body = rewriting.post("/ask", json=request).json()
+        assert 'qa_llm_rewrites_total{outcome="failed"} 1.0' in rewriting.get("/metrics").text
+    with make_client(sample_index, encoder) as plain:
+        as_asked = plain.post("/ask", json=request).json()
+    assert body["searched_as"] is None
+    assert [p["text"] for p in body["passages"]] == [p["text"] for p in as_asked["passages"]]

@@ -12,11 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, format_sse_event
 
+from index.conversation import refers_back
 from index.errors import InvalidQueryError
 from index.records import Filters, SearchResult
 from index.search import Searcher
 from qa_service.compose import ComposedAnswer
 from qa_service.llm import GenerationError
+from qa_service.rewrite import archive_turns
 from qa_service.schemas import AskFilters, AskRequest, AskResponse, GeneratedOut, Turn
 from qa_service.service import ASK_ERRORS, SearcherDep, Service, ServiceDep, ask_rate_limit
 
@@ -49,7 +51,7 @@ def ask_router() -> APIRouter:
         out, and a composed answer checked against its citations when a model is configured."""
         started = time.perf_counter()
         result = _search(service, searcher, body.question, body.history, body.top_k, body.filters)
-        return _respond(service, result, started, body.generate)
+        return _respond(service, result, body.question, started, body.generate)
 
     @router.get("/ask", response_model=AskResponse, responses=ASK_ERRORS)
     def ask_get(
@@ -65,7 +67,7 @@ def ask_router() -> APIRouter:
         started = time.perf_counter()
         filters = AskFilters(article_ids=article, speakers=speaker) if article or speaker else None
         result = _search(service, searcher, q, [], top_k, filters)
-        return _respond(service, result, started, generate)
+        return _respond(service, result, q, started, generate)
 
     # Returns its response itself: with `response_class=EventSourceResponse` FastAPI expects a
     # generator, which would open the stream before the question is checked.
@@ -75,7 +77,7 @@ def ask_router() -> APIRouter:
         started = time.perf_counter()
         # Searched before the stream opens, so a bad question is a plain 4xx, not an event.
         result = _search(service, searcher, body.question, body.history, body.top_k, body.filters)
-        response = AskResponse.of(result, took_ms=_ms_since(started))
+        response = _response(result, body.question, started)
         return EventSourceResponse(_events(service, result, response, body.generate))
 
     return router
@@ -90,23 +92,43 @@ def _search(service: Service, searcher: Searcher, question: str, history: list[T
         raise InvalidQueryError(
             f"history has {len(history)} turns; the limit is {service.settings.max_history_turns}"
         )
-    result = searcher.search(
-        question,
-        top_k=top_k,
-        filters=_filters(filters),
-        history=[turn.content for turn in history if turn.role == "user" and turn.content.strip()],
-    )
+    earlier = [turn.content for turn in history if turn.role == "user" and turn.content.strip()]
+    searched = _rewritten(service, searcher, question, earlier) or question
+    result = searcher.search(searched, top_k=top_k, filters=_filters(filters), history=earlier)
     service.metrics.answers.labels(result.confidence).inc()
     return result
 
 
-def _respond(service: Service, result: SearchResult, started: float, generate: bool | None) -> AskResponse:
+def _rewritten(service: Service, searcher: Searcher, question: str, earlier: list[str]) -> str | None:
+    """The follow-up rewritten to stand alone, or None: not a follow-up, rewriting is off, or
+    the rewrite failed (then the search's own resolver handles it)."""
+    if service.rewriter is None or not earlier or refers_back(question) is None:
+        return None
+    try:
+        rewritten = service.rewriter.rewrite(question, archive_turns(searcher, earlier))
+    except GenerationError:
+        service.metrics.llm_rewrites.labels("failed").inc()
+        return None
+    service.metrics.llm_rewrites.labels("ok").inc()
+    return rewritten
+
+
+def _response(result: SearchResult, asked: str, started: float) -> AskResponse:
+    """The response to `asked`, whose search (`result`) may have been of its rewrite."""
+    response = AskResponse.of(result, took_ms=_ms_since(started))
+    if result.question != asked.strip():
+        response.question, response.searched_as = asked.strip(), result.question
+    return response
+
+
+def _respond(service: Service, result: SearchResult, asked: str, started: float,
+             generate: bool | None) -> AskResponse:
     generated, error = None, None
     if _composing(service, generate, result):
         generated, error = _compose(service, result)
     elif generate and service.composer is None:
         error = NO_MODEL
-    response = AskResponse.of(result, took_ms=_ms_since(started))
+    response = _response(result, asked, started)
     response.generated, response.generation_error = generated, error
     return response
 
