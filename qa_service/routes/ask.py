@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, format_sse_event
 
 from index.conversation import refers_back
@@ -70,8 +71,10 @@ def ask_router() -> APIRouter:
         return _respond(service, result, q, started, generate)
 
     # Returns its response itself: with `response_class=EventSourceResponse` FastAPI expects a
-    # generator, which would open the stream before the question is checked.
-    @router.post("/ask/stream", response_model=None, responses=STREAM_DOC)
+    # generator, which would open the stream before the question is checked. StreamingResponse
+    # keeps a JSON body out of the documented 200.
+    @router.post("/ask/stream", response_class=StreamingResponse, response_model=None,
+                 responses=STREAM_DOC)
     def ask_stream(body: AskRequest, service: ServiceDep, searcher: SearcherDep) -> EventSourceResponse:
         """POST /ask as a stream, for the widget: the passages at once, then the composed answer."""
         started = time.perf_counter()
