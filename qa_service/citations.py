@@ -9,8 +9,8 @@ A sentence reaches the reader only when every rule holds:
      beyond the question's, stemmed) is in the cited sentences closest to it, or in the cited
      passages' titles and speakers;
   5. it is close in meaning to a sentence of a cited passage: cosine similarity of the
-     embedding model's vectors at least `min_support` (calibrated in docs/quality.md), and
-     negated only where that sentence is.
+     embedding model's vectors at least `min_support` (calibrated in docs/quality.md),
+     negated only where that sentence is, and any two names it pairs are close together there.
 The first rule that fails is the sentence's reason.
 """
 
@@ -28,6 +28,7 @@ from index.lexical import STOPWORDS, analyse
 from index.records import Passage
 
 EVIDENCE_SENTENCES = 1  # the cited sentences closest to a claim, where its added words must be
+MAX_NAME_GAP = 3  # words between two names a claim pairs ("Manchester's Andy Street") in its evidence
 
 _CITATION = re.compile(r"\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]")
 # A sentence ends at . ! ? followed by space (citations that follow the stop stay with it).
@@ -105,16 +106,48 @@ def _numbers(text: str) -> set[str]:
 def _names(sentence: str) -> list[str]:
     """Capitalised words. A sentence's first word only when the next is capitalised too
     ("Jane Roe said"): alone it is as often a common word ("Drivers say", "Yes")."""
-    words = _WORD.findall(sentence)
-    names = []
+    return [word for group in _name_groups(sentence) for word in group]
+
+
+def _name_groups(sentence: str) -> list[list[str]]:
+    """The names in a sentence, each a run of capitalised words ("Andy Street", "Manchester")."""
+    matches = list(_WORD.finditer(sentence))
+    words = [match.group() for match in matches]
+    groups: list[list[str]] = []
+    previous = -2
     for position, word in enumerate(words):
         if not word[0].isupper() or word == "I":
             continue
         if position == 0 and (len(words) < 2 or not words[1][0].isupper()
                               or word.lower() in STOPWORDS):
             continue
-        names.append(word)
-    return names
+        # One name while only spaces separate its words ("Andy Street", not "Manchester, Andy").
+        between = sentence[matches[previous].end():matches[position].start()] if previous >= 0 else ""
+        if groups and position == previous + 1 and not between.strip():
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+        previous = position
+    return groups
+
+
+def _apart(claim: str, evidence: str) -> tuple[str, str] | None:
+    """Two names the claim puts together that its evidence sentence keeps apart (more than
+    `MAX_NAME_GAP` words between them, wherever each occurs), or None."""
+    words = [_word_key(word) for word in _WORD.findall(evidence)]
+    places = {}
+    for group in _name_groups(claim):
+        keys = [_word_key(word) for word in group]
+        found = [i for i in range(len(words) - len(keys) + 1) if words[i:i + len(keys)] == keys]
+        if found:
+            places[" ".join(group)] = [(i, i + len(keys)) for i in found]
+    named = list(places)
+    for a, first in enumerate(named):
+        for second in named[a + 1:]:
+            gap = min(max(s2 - e1, s1 - e2) for s1, e1 in places[first] for s2, e2 in places[second])
+            if gap > MAX_NAME_GAP:
+                return first, second
+    return None
 
 
 def _word_key(word: str) -> str:
@@ -201,6 +234,11 @@ class CitationChecker:
         # that sentence's negation, says something else.
         if bool(_NEGATION.search(claim)) != bool(_NEGATION.search(candidates[order[0]])):
             return closest, "its closest sentence in the cited passages says the opposite (a negation differs)"
+        # Nor do they see which name goes with which: both names can be in the sentence and
+        # still belong to different things.
+        apart = _apart(claim, candidates[order[0]])
+        if apart:
+            return closest, f"it pairs {apart[0]} with {apart[1]}, which the cited sentence does not"
         return closest, None
 
 

@@ -114,6 +114,16 @@ def test_a_negated_claim_is_dropped(checker, passages):
     assert not supported and "opposite" in reason
 
 
+def test_two_names_the_cited_sentence_keeps_apart_are_not_paired(checker):
+    mayors = passage(1, "Regional leaders already exist: in Leeds with Ann Cole, in York with Bob Dale, "
+                        "and in the far north with Cat Eve.", "Regional mayors")
+    question = "Which mayors are given as examples?"
+    (supported, reason), = verdicts(checker, "The mayor of Leeds, Cat Eve, is given as an example [1].", [mayors], question)
+    assert not supported and "pairs Leeds with Cat Eve" in reason
+    (supported, reason), = verdicts(checker, "The mayor of Leeds, Ann Cole, is given as an example [1].", [mayors], question)
+    assert supported, reason
+
+
 def test_each_sentence_is_judged_on_its_own(checker, passages):
     answer = ("The council will open a library on Mill Street in 2027 [1]. It will cost 12 million "
               "pounds [1]. Bus fares rise by ten pence from April [2].")
