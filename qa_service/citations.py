@@ -55,7 +55,7 @@ class CheckedSentence:
     citations: list[int]
     supported: bool
     reason: str | None  # why it was dropped; None when supported
-    similarity: float | None = None  # to the closest cited sentence, when rules 1-3 held
+    similarity: float | None = None  # to the closest cited sentence, once it was computed
 
 
 def split_sentences(text: str) -> list[str]:
@@ -81,6 +81,11 @@ def citations_of(sentence: str) -> list[int]:
 
 def without_citations(sentence: str) -> str:
     return re.sub(r"\s+", " ", _CITATION.sub(" ", sentence)).strip()
+
+
+def remove_markers(text: str) -> str:
+    """`text` without its "[n]" markers (a passage must not forge a citation)."""
+    return _CITATION.sub("", text)
 
 
 def instruction_like(sentence: str) -> bool:
@@ -155,10 +160,13 @@ def _word_key(word: str) -> str:
     return re.sub(r"['’]s?$", "", word.lower())
 
 
+def _labels(passage: Passage) -> list[str]:
+    """What names a passage besides its text: its article's title and author, its speaker."""
+    return [part for part in (passage.article.title, passage.chunk.speaker, passage.article.author) if part]
+
+
 def _passage_source(passage: Passage) -> str:
-    parts = [passage.article.title or "", passage.chunk.speaker or "", passage.article.author or "",
-             *evidence_sentences(passage)]
-    return _normalise("\n".join(parts))
+    return _normalise("\n".join([*_labels(passage), *evidence_sentences(passage)]))
 
 
 class CitationChecker:
@@ -220,7 +228,7 @@ class CitationChecker:
         closest = round(float(similarities[order[0]]), 4)
         # What the claim adds must be said where it is matched: its closest sentences and the
         # passages' titles and speakers, not a word picked from elsewhere in a long passage.
-        metadata = [part for p in cited for part in (p.article.title, p.chunk.speaker, p.article.author) if part]
+        metadata = [label for passage in cited for label in _labels(passage)]
         nearest = [candidates[i] for i in order[:EVIDENCE_SENTENCES]]
         evidence = set(analyse(["\n".join(metadata + nearest)])[0])
         found = len(added & evidence) / len(added)

@@ -126,11 +126,9 @@ def _response(result: SearchResult, asked: str, started: float) -> AskResponse:
 
 def _respond(service: Service, result: SearchResult, asked: str, started: float,
              generate: bool | None) -> AskResponse:
-    generated, error = None, None
+    generated, error = None, _not_composed(service, generate)
     if _composing(service, generate, result):
         generated, error = _compose(service, result)
-    elif generate and service.composer is None:
-        error = NO_MODEL
     response = _response(result, asked, started)
     response.generated, response.generation_error = generated, error
     return response
@@ -139,6 +137,11 @@ def _respond(service: Service, result: SearchResult, asked: str, started: float,
 def _composing(service: Service, generate: bool | None, result: SearchResult) -> bool:
     wanted = generate if generate is not None else service.composer is not None
     return wanted and service.composer is not None and service.composer.wants(result)
+
+
+def _not_composed(service: Service, generate: bool | None) -> str | None:
+    """The error for a composed answer asked for of a service without a model."""
+    return NO_MODEL if generate and service.composer is None else None
 
 
 def _compose(service: Service, result: SearchResult) -> tuple[GeneratedOut | None, str | None]:
@@ -157,7 +160,7 @@ def _events(service: Service, result: SearchResult, response: AskResponse,
             generate: bool | None) -> Iterator[bytes]:
     yield _event("passages", response.model_dump(mode="json", exclude={"generated", "generation_error"}))
     if not _composing(service, generate, result):
-        error = NO_MODEL if generate and service.composer is None else None
+        error = _not_composed(service, generate)
         yield _event("error", {"generation_error": error}) if error else _event("done", {"generated": None})
         return
     composer = service.composer
