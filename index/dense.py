@@ -13,6 +13,7 @@ cosine), so a version never holds the float32 matrix and a FAISS copy side by si
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -189,3 +190,72 @@ def _as_ivf(index: faiss.Index) -> faiss.IndexIVF | None:
         return faiss.extract_index_ivf(index)
     except RuntimeError:
         return None
+
+
+class DenseSegments:
+    """Dense indexes of segments searched as one: rows are numbered segment after segment
+    (as `LexicalIndex` numbers them), and `live[i]` (a boolean per row of segment i, None for
+    all) says which rows may be returned. Each segment is searched with its own index (exact
+    when small, approximate when large) and the results merged by score."""
+
+    def __init__(self, segments: Sequence[DenseIndex], live: Sequence[np.ndarray | None] | None = None) -> None:
+        if not segments:
+            raise ValueError("at least one dense segment")
+        self._segments = list(segments)
+        self._live = list(live) if live is not None else [None] * len(self._segments)
+        if len(self._live) != len(self._segments):
+            raise ValueError("one live mask per segment")
+        self._dead = [0 if m is None else int(len(m) - np.count_nonzero(m)) for m in self._live]
+        self._offsets = np.concatenate([[0], np.cumsum([s.size for s in self._segments])]).astype(np.int64)
+        self.size = int(self._offsets[-1])
+        self.dim = self._segments[0].dim
+
+    @property
+    def kind(self) -> DenseKind:
+        """The kind of the largest segment's index (what most rows are searched with)."""
+        return max(self._segments, key=lambda s: s.size).kind
+
+    def set_search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        for segment in self._segments:
+            segment.set_search_params(nprobe, ef_search)
+
+    def vectors(self, rows: np.ndarray | list[int]) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(self._segments) == 1:
+            return self._segments[0].vectors(rows)
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        owner = np.searchsorted(self._offsets, rows, side="right") - 1
+        for i in np.unique(owner):
+            at = owner == i
+            out[at] = self._segments[i].vectors(rows[at] - self._offsets[i])
+        return out
+
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top `k` live (row ids, cosine scores), restricted to `allowed` row ids when given."""
+        rows, scores = [], []
+        allowed = None if allowed is None else np.sort(np.asarray(allowed, dtype=np.int64))
+        for i, segment in enumerate(self._segments):
+            start, end = self._offsets[i], self._offsets[i + 1]
+            live = self._live[i]
+            local = None
+            if allowed is not None:
+                local = allowed[np.searchsorted(allowed, start) : np.searchsorted(allowed, end)] - start
+                if live is not None:
+                    local = local[live[local]]
+                if not len(local):
+                    continue
+            # Deleted rows are dropped after the search, so ask for as many more as there are.
+            extra = self._dead[i] if local is None else 0
+            ids, found = segment.search(query, k + extra, local)
+            if live is not None and local is None:
+                keep = live[ids]
+                ids, found = ids[keep], found[keep]
+            rows.append(ids[:k] + start)
+            scores.append(found[:k])
+        if len(rows) <= 1:
+            return (rows[0], scores[0]) if rows else (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        rows_all, scores_all = np.concatenate(rows), np.concatenate(scores)
+        order = np.lexsort((rows_all, -scores_all))[:k]
+        return rows_all[order], scores_all[order]

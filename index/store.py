@@ -3,7 +3,7 @@
 Layout of INDEX_DIR:
     CURRENT                 name of the served version (replaced atomically)
     versions/<name>/        manifest.json, articles.jsonl, table/, vectors.npy,
-                            dense.faiss, bm25/ -- every file's sha256 is in the manifest
+                            dense.faiss, lexical/ -- every file's sha256 is in the manifest
     cache/                  embedding cache (owned by ingest)
     .ingest.lock            held by the one ingest allowed at a time
 
@@ -19,6 +19,11 @@ vectors.npy is kept for incremental ingest (memory-mapped) and for rebuilding th
 Versions written before 2026-11-23 also have chunks.jsonl, a copy of every chunk's text that
 nothing read; it was dropped because writing it was a fifth of the time of adding one article
 to a large index (docs/benchmarks.md).
+
+Format 3: lexical/ holds term frequencies and passage lengths (index/lexical.py), scored at
+query time with the collection's statistics, where format 2's bm25/ held bm25s's precomputed
+scores. Same scores (to 4e-6), and a step towards segments that share one collection's idf.
+An older index is rebuilt by the next qa-ingest from its vector cache, embedding nothing.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from index.dense import DenseIndex, choose_kind
+from index.dense import DenseIndex, DenseSegments, choose_kind
 from index.errors import (
     IndexCorruptError,
     IndexMismatchError,
@@ -52,11 +57,11 @@ from index.errors import (
     IndexWriteError,
     IngestError,
 )
-from index.lexical import LexicalIndex
+from index.lexical import LexicalIndex, LexicalSegment
 from index.records import SECTIONS, ArticleRecord, Chunk
 from index.settings import DenseIndexSetting
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 VERSIONS = "versions"
 _TMP_PREFIX = ".tmp-"
@@ -225,7 +230,7 @@ class ChunkTable(Sequence[Chunk]):
 class VectorRows:
     """`version.vectors[rows]`: rows reconstructed from the dense index, its only copy."""
 
-    def __init__(self, dense: DenseIndex) -> None:
+    def __init__(self, dense: DenseSegments) -> None:
         self._dense = dense
 
     @property
@@ -257,7 +262,7 @@ class IndexVersion:
     articles: ArticleStore
     chunks: ChunkTable
     vectors: VectorRows
-    dense: DenseIndex
+    dense: DenseSegments
     lexical: LexicalIndex
 
     @property
@@ -352,8 +357,8 @@ def load_version_dir(version_dir: Path, expected_model: str | None = None) -> In
         chunks = ChunkTable(version_dir / "table", articles)
         # Header only: serving searches the dense index; ingest maps the file when it reuses rows.
         vectors = np.load(version_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        dense = DenseIndex.load(version_dir / "dense.faiss")
-        lexical = LexicalIndex.load(version_dir / "bm25")
+        dense = DenseSegments([DenseIndex.load(version_dir / "dense.faiss")])
+        lexical = LexicalIndex([LexicalSegment.load(version_dir / "lexical")])
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"index version {version_dir} cannot be read: {exc}") from exc
     expected = (manifest.counts.get("articles"), manifest.counts.get("chunks"))
@@ -541,7 +546,7 @@ def _write_version(
     dense_info = {"kind": dense_index.kind, "setting": dense.setting}
     del dense_index
     titles = {article.id: article.title for article in articles}
-    LexicalIndex.build([lexical_text(c, titles[c.article_id]) for c in chunks]).save(directory / "bm25")
+    LexicalSegment.build([lexical_text(c, titles[c.article_id]) for c in chunks]).save(directory / "lexical")
 
     files = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):

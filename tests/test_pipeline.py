@@ -194,6 +194,21 @@ def test_corrupt_current_version_is_rebuilt_by_the_next_ingest(
     assert len(load_index(tmp_path / "index").articles) == 5
 
 
+def test_index_of_an_older_format_is_refused_then_upgraded_from_the_cache(
+    articles_copy: Path, tmp_path: Path, encoder
+) -> None:
+    ingest(articles_copy, tmp_path / "index", encoder)
+    manifest = _version_dir(tmp_path / "index") / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    manifest.write_text(json.dumps(data | {"format_version": data["format_version"] - 1}))
+    with pytest.raises(IndexMismatchError, match="rebuild the index with qa-ingest"):
+        load_index(tmp_path / "index")
+    report = ingest(articles_copy, tmp_path / "index", encoder)
+    assert report.rebuild_reason and "index format" in report.rebuild_reason
+    assert report.chunks_embedded == 0
+    assert load_index(tmp_path / "index").lexical.scores("means-testing").any()
+
+
 def test_manifest_records_model_counts_and_checksums(sample_index: Path) -> None:
     manifest = json.loads((_version_dir(sample_index) / "manifest.json").read_text())
     assert manifest["model"] == Settings().model
