@@ -210,6 +210,9 @@ def build_synthetic_index(index_dir: Path, n_chunks: int, *, dense_index: str = 
     vectors = synthetic_vectors(len(chunks), seed_vectors())
     articles.sort(key=lambda a: a.id)
     with Timer() as timer, store.ingest_lock(index_dir):
-        manifest = store.publish(index_dir, articles=articles, chunks=chunks, vectors=vectors, model=settings.model,
-                                 chunking=chunking_params(settings), keep_versions=1, dense=dense_options(settings))
-    return {"chunks": len(chunks), "articles": len(articles), "publish_s": timer.seconds, "dense": manifest.dense}
+        manifest = store.publish(index_dir, base=None, new=store.NewArticles(articles, chunks, vectors),
+                                 model=settings.model, chunking=chunking_params(settings), keep_versions=1,
+                                 dense=dense_options(settings))
+    segment = index_dir / "segments" / manifest.segments[0]["name"] / "segment.json"
+    return {"chunks": len(chunks), "articles": len(articles), "publish_s": timer.seconds,
+            "dense": json.loads(segment.read_text(encoding="utf-8"))["dense"]}

@@ -53,6 +53,9 @@ class AddResult:
     other_s: float
     remove_s: float
     runs: int
+    bytes_written: int = 0  # median per add: the new segment and version (cache excluded)
+    stages_s: dict | None = None  # median seconds per stage of an add (report.timings)
+    remove_bytes_written: int = 0
 
 
 def base_index(n_articles: int) -> tuple[Path, Path, dict]:
@@ -77,7 +80,7 @@ def add_one(n_articles: int, encoder, repeats: int = 3) -> AddResult:
     timed = TimedEncoder(encoder)
     run_ingest(articles_dir, settings, timed, progress=False)  # back to the base state
     text = SAMPLE_ARTICLE.read_text(encoding="utf-8")
-    totals, embeds, embedded, chunks = [], [], 0, 0
+    totals, embeds, embedded, chunks, written, stages = [], [], 0, 0, [], []
     for rep in range(repeats):
         stamp = f"{time.time_ns()}-{rep}"
         # Every paragraph made unique, so no chunk of the new article is in the vector cache.
@@ -88,6 +91,8 @@ def add_one(n_articles: int, encoder, repeats: int = 3) -> AddResult:
         assert report.added == [f"added-{stamp}"], report.to_json()
         totals.append(report.seconds)
         embeds.append(timed.seconds)
+        written.append(report.bytes_written)
+        stages.append(report.timings)
         embedded, chunks = report.chunks_embedded, report.chunks
     for added in articles_dir.glob("added-*.txt"):
         added.unlink()
@@ -95,7 +100,9 @@ def add_one(n_articles: int, encoder, repeats: int = 3) -> AddResult:
     other = [t - e for t, e in zip(totals, embeds)]
     return AddResult(articles=info["articles"], chunks=chunks, dense=info["dense"]["kind"], chunks_embedded=embedded,
                      total_s=round(median(totals), 3), embedding_s=round(median(embeds), 3),
-                     other_s=round(median(other), 3), remove_s=round(remove.seconds, 3), runs=repeats)
+                     other_s=round(median(other), 3), remove_s=round(remove.seconds, 3), runs=repeats,
+                     bytes_written=int(median(written)), remove_bytes_written=remove.bytes_written,
+                     stages_s={k: round(median([t.get(k, 0.0) for t in stages]), 3) for k in stages[-1]})
 
 
 def main(argv: list[str] | None = None) -> int:

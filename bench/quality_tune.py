@@ -26,8 +26,9 @@ from bench.quality import (
 )
 from index.encoder import Encoder
 from index.lexical import K1, TOKEN_PATTERN, B, LexicalIndex
+from index.segment import lexical_text
 from index.settings import Settings
-from index.store import lexical_text, load_index
+from index.store import load_index
 
 Fusion = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (cosines, bm25) -> fused scores
 

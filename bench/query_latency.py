@@ -197,7 +197,7 @@ def ann_recall(n_chunks: int, query_vectors: np.ndarray, k: int = 10) -> AnnReca
     set_query_threads(1)  # as the server does (after building: building uses every core)
     version = load_index(index_dir)
     version.dense.set_search_params()  # the default query-time effort, as Searcher sets it
-    vectors = np.load(version.path / "vectors.npy")
+    vectors = np.concatenate([segment.vectors() for segment in version.segments.values()])
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
     hits, ann_times, exact_times = 0, [], []

@@ -28,8 +28,9 @@ from index.errors import IndexMismatchError, InvalidQueryError
 from index.highlight import best_sentence
 from index.lexical import analyse
 from index.records import COMMENT, SECTIONS, Answer, Confidence, Filters, Passage, SearchResult
+from index.segment import lexical_text
 from index.settings import SearchMode, Settings
-from index.store import IndexVersion, lexical_text
+from index.store import IndexVersion
 
 # Score bonus (fused scores lie in [0, 1]) within a follow-up's article for the passages of
 # the person it refers to: it lifts their passages over other speakers' that match the

@@ -1,29 +1,21 @@
-"""The on-disk index: immutable version directories plus a CURRENT pointer.
+"""The on-disk index: versions made of shared, immutable segments, plus a CURRENT pointer.
 
 Layout of INDEX_DIR:
     CURRENT                 name of the served version (replaced atomically)
-    versions/<name>/        manifest.json, articles.jsonl, table/, vectors.npy,
-                            dense.faiss, lexical/ -- every file's sha256 is in the manifest
+    segments/<name>/        immutable parts of the index (index/segment.py)
+    versions/<name>/        manifest.json: the segments in force, in order, and for each the
+                            file of its deleted article positions (deleted/<segment>.npy)
     cache/                  embedding cache (owned by ingest)
     .ingest.lock            held by the one ingest allowed at a time
 
-A version is written under a temporary name, verified, renamed into place, and only then
-does CURRENT move; a crash at any point leaves the previous version served.
+Adding articles writes one new segment; removing or replacing one marks its old copy deleted
+in the segment that holds it. Unchanged segments are named again by the next version, never
+rewritten. A version is written under a temporary name, verified, renamed into place, and
+only then does CURRENT move; a crash at any point leaves the previous version served.
+Segments that no kept version names are removed by `prune`.
 
-Format 2 (memory at a million chunks): a loaded version keeps in memory only the FAISS index
-(the one copy of the vectors; see index/dense.py), BM25, and per-chunk columns from `table/`
-(article, offsets, section, speaker as small integer arrays). Article text is read from
-articles.jsonl on demand (`ArticleStore`: byte offsets, one pread per article), and a chunk's
-text is its article's `text[start:end]`, so no text is held for the whole collection.
-vectors.npy is kept for incremental ingest (memory-mapped) and for rebuilding the dense index.
-Versions written before 2026-11-23 also have chunks.jsonl, a copy of every chunk's text that
-nothing read; it was dropped because writing it was a fifth of the time of adding one article
-to a large index (docs/benchmarks.md).
-
-Format 3: lexical/ holds term frequencies and passage lengths (index/lexical.py), scored at
-query time with the collection's statistics, where format 2's bm25/ held bm25s's precomputed
-scores. Same scores (to 4e-6), and a step towards segments that share one collection's idf.
-An older index is rebuilt by the next qa-ingest from its vector cache, embedding nothing.
+Format 4 (issue 15) brought segments; format 3 BM25 postings with collection statistics
+(index/lexical.py). An older index is rebuilt by the next qa-ingest from its vector cache.
 """
 
 from __future__ import annotations
@@ -32,16 +24,12 @@ import contextlib
 import errno
 import fcntl
 import functools
-import hashlib
 import json
 import os
 import re
 import shutil
-import sys
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -57,14 +45,27 @@ from index.errors import (
     IndexWriteError,
     IngestError,
 )
-from index.lexical import LexicalIndex, LexicalSegment
-from index.records import SECTIONS, ArticleRecord, Chunk
-from index.settings import DenseIndexSetting
+from index.lexical import LexicalIndex
+from index.records import ArticleRecord, Chunk
+from index.segment import (
+    SEGMENTS,
+    TMP_PREFIX,
+    DenseOptions,
+    Segment,
+    SegmentInfo,
+    checksum_files,
+    fsync_dir,
+    load_segment,
+    read_segment_info,
+    verify_files,
+    write_json,
+    write_segment,
+)
+from index.views import ArticleView, ChunkView, VectorRows
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 CURRENT = "CURRENT"
 VERSIONS = "versions"
-_TMP_PREFIX = ".tmp-"
 _VERSION_RE = re.compile(r"^v(\d{6})-\d{8}T\d{6}Z$")
 
 
@@ -74,183 +75,13 @@ class Manifest:
     model: str
     dim: int
     chunking: dict[str, Any]
-    articles: dict[str, str]  # article id -> content hash
-    counts: dict[str, int]
-    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    counts: dict[str, int]  # live articles and chunks
+    # In order: {"name", "deleted": file of deleted article positions or None}.
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # the version's own files -> sha256
     format_version: int = FORMAT_VERSION
     created: str = ""
     build: dict[str, str] = field(default_factory=dict)
-    dense: dict[str, Any] = field(default_factory=dict)  # FAISS index kind and parameters
-
-
-@dataclass(frozen=True)
-class DenseOptions:
-    """How publish builds the dense index (index/settings.py: dense_index and friends)."""
-
-    setting: DenseIndexSetting = "auto"
-    ann_min_chunks: int = 50_000
-    nprobe: int | None = None
-    ef_search: int = 64
-
-
-class ArticleStore(Mapping[str, ArticleRecord]):
-    """Articles of a version, read from articles.jsonl on demand: id -> byte offset of its
-    line. Holds ids, offsets and dates (search filters on dates); a small LRU keeps the
-    articles just cited. Iterates in file order (sorted by id)."""
-
-    _CACHE = 256
-
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("rb")
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, ArticleRecord] = OrderedDict()
-        ids: list[str] = []
-        offsets: list[int] = []
-        dates: list[str] = []
-        position = 0
-        for line in self._file:
-            if line.strip():
-                row = json.loads(line)
-                ids.append(sys.intern(row["id"]))
-                offsets.append(position)
-                dates.append(row.get("date") or "")
-                ArticleRecord(**row)  # fail at load, not at the first question, on a bad row
-            position += len(line)
-        offsets.append(position)
-        self.ids = ids
-        self._offsets = np.asarray(offsets, dtype=np.int64)
-        self._position = {article_id: i for i, article_id in enumerate(ids)}
-        self.dates = dates
-
-    def position(self, article_id: str) -> int:
-        return self._position[article_id]
-
-    def __getitem__(self, article_id: str) -> ArticleRecord:
-        with self._lock:
-            cached = self._cache.get(article_id)
-            if cached is not None:
-                self._cache.move_to_end(article_id)
-                return cached
-        i = self._position[article_id]  # KeyError for an unknown id, as a dict would
-        start, end = int(self._offsets[i]), int(self._offsets[i + 1])
-        article = ArticleRecord(**json.loads(os.pread(self._file.fileno(), end - start, start)))
-        with self._lock:
-            self._cache[article_id] = article
-            if len(self._cache) > self._CACHE:
-                self._cache.popitem(last=False)
-        return article
-
-    def __contains__(self, article_id: object) -> bool:
-        return article_id in self._position
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.ids)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class ChunkTable(Sequence[Chunk]):
-    """Chunks of a version as columns (table/*.npy); `table[row]` makes the Chunk, its text
-    cut from the article. Per-row columns for vectorised filters: `article_ids`, `speakers`
-    (object arrays sharing one string per distinct value), `sections`, `article_index`."""
-
-    def __init__(self, directory: Path, articles: ArticleStore) -> None:
-        self._articles = articles
-        self.article_index = np.load(directory / "article.npy")
-        self.start = np.load(directory / "start.npy")
-        self.end = np.load(directory / "end.npy")
-        self._section_codes = np.load(directory / "section.npy")
-        self._speaker_codes = np.load(directory / "speaker.npy")
-        # Ids and hashes are read for a few rows per question: leave them on disk.
-        self._ids = np.load(directory / "id.npy", mmap_mode="r")
-        self._hashes = np.load(directory / "text_hash.npy", mmap_mode="r")
-        names = json.loads((directory / "speakers.json").read_text(encoding="utf-8"))
-        self._speaker_names: list[str | None] = [sys.intern(n) for n in names] + [None]
-        n = len(self.article_index)
-        if not all(len(a) == n for a in (self.start, self.end, self._section_codes, self._speaker_codes, self._ids, self._hashes)):
-            raise ValueError(f"chunk table columns in {directory} differ in length")
-        if n and (self.article_index.max() >= len(articles) or self._speaker_codes.max() >= len(names)):
-            raise ValueError(f"chunk table in {directory} points past its articles or speakers")
-        ids = np.empty(len(articles.ids), dtype=object)
-        ids[:] = articles.ids
-        self.article_ids = ids[self.article_index]
-        speakers = np.empty(len(self._speaker_names), dtype=object)
-        speakers[:] = self._speaker_names  # code -1 (no speaker) indexes the trailing None
-        self.speakers = speakers[self._speaker_codes]
-        sections = np.empty(len(SECTIONS), dtype=object)
-        sections[:] = SECTIONS
-        self.sections = sections[self._section_codes]
-
-    def __len__(self) -> int:
-        return len(self.article_index)
-
-    @property
-    def article_list(self) -> list[str]:
-        """Article ids in table order: `article_index` values index this list."""
-        return self._articles.ids
-
-    def __getitem__(self, row):  # int -> Chunk, slice -> list[Chunk]
-        if isinstance(row, slice):
-            return [self[i] for i in range(*row.indices(len(self)))]
-        row = int(row)
-        if row < 0:
-            row += len(self)
-        return self.chunk_with_text(row, self._articles[self.article_ids[row]].text)
-
-    def chunk_with_text(self, row: int, article_text: str) -> Chunk:
-        """Row `row` as a Chunk, its text cut from `article_text`, its article's full text
-        (ingest passes the text it already holds instead of reading it again)."""
-        start, end = int(self.start[row]), int(self.end[row])
-        return Chunk(
-            id=self._ids[row].decode("utf-8"),
-            article_id=self.article_ids[row],
-            text=article_text[start:end],
-            start=start,
-            end=end,
-            section=self.sections[row],
-            speaker=self.speakers[row],
-            text_hash=self._hashes[row].decode("utf-8"),
-        )
-
-    def __iter__(self) -> Iterator[Chunk]:
-        for row in range(len(self)):
-            yield self[row]
-
-    def map_speakers(self, transform: Callable[[str | None], Any]) -> np.ndarray:
-        """`transform(speaker)` for every row, computed once per distinct speaker."""
-        mapped = np.empty(len(self._speaker_names), dtype=object)
-        mapped[:] = [transform(name) for name in self._speaker_names]
-        return mapped[self._speaker_codes]
-
-
-class VectorRows:
-    """`version.vectors[rows]`: rows reconstructed from the dense index, its only copy."""
-
-    def __init__(self, dense: DenseSegments) -> None:
-        self._dense = dense
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self._dense.size, self._dense.dim)
-
-    def __len__(self) -> int:
-        return self._dense.size
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        """Every row (a full float32 copy: for tools and tests, not for serving)."""
-        matrix = self._dense.vectors(np.arange(self._dense.size))
-        return matrix if dtype is None else matrix.astype(dtype)
-
-    def __getitem__(self, rows) -> np.ndarray:
-        if isinstance(rows, (int, np.integer)):
-            return self._dense.vectors([int(rows)])[0]
-        if isinstance(rows, slice):
-            rows = range(*rows.indices(self._dense.size))
-        return self._dense.vectors(np.asarray(rows, dtype=np.int64))
 
 
 @dataclass
@@ -259,8 +90,9 @@ class IndexVersion:
 
     path: Path
     manifest: Manifest
-    articles: ArticleStore
-    chunks: ChunkTable
+    segments: dict[str, Segment]
+    articles: ArticleView
+    chunks: ChunkView
     vectors: VectorRows
     dense: DenseSegments
     lexical: LexicalIndex
@@ -269,39 +101,16 @@ class IndexVersion:
     def version(self) -> str:
         return self.manifest.version
 
+    @property
+    def live_chunks(self) -> int:
+        return int(self.chunks.live.sum())
+
     @functools.cached_property
     def chunk_counts(self) -> dict[str, int]:
-        """Chunks per article id."""
-        counts = np.bincount(self.chunks.article_index, minlength=len(self.articles.ids))
+        """Live chunks per article id."""
+        index = self.chunks.article_index[self.chunks.live]
+        counts = np.bincount(index, minlength=len(self.articles.ids))
         return {a: int(c) for a, c in zip(self.articles.ids, counts) if c}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False))
-            handle.write("\n")
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def current_version_name(index_dir: Path) -> str | None:
@@ -337,79 +146,71 @@ def current_manifest(index_dir: Path) -> Manifest | None:
     return None if name is None else read_manifest(index_dir / VERSIONS / name)
 
 
-def load_index(index_dir: Path, expected_model: str | None = None) -> IndexVersion:
-    """Load and verify the version CURRENT points to."""
+def load_index(
+    index_dir: Path, expected_model: str | None = None, loaded: Mapping[str, Segment] | None = None
+) -> IndexVersion:
+    """Load and verify the version CURRENT points to. Segments in `loaded` (those of the
+    version served now) are used as they are, not read or verified again."""
     name = current_version_name(index_dir)
     if name is None:
         raise IndexNotFoundError(
             f"no index at {index_dir}: build one with `qa-ingest ARTICLES_DIR --index {index_dir}`"
         )
-    return load_version_dir(index_dir / VERSIONS / name, expected_model)
+    return load_version_dir(index_dir / VERSIONS / name, expected_model, loaded)
 
 
-def load_version_dir(version_dir: Path, expected_model: str | None = None) -> IndexVersion:
+def load_version_dir(
+    version_dir: Path, expected_model: str | None = None, loaded: Mapping[str, Segment] | None = None
+) -> IndexVersion:
     if not version_dir.is_dir():
         raise IndexCorruptError(f"index version directory {version_dir} is missing")
     manifest = _manifest_for_model(version_dir, expected_model)
-    _verify_files(version_dir, manifest)
-    try:
-        articles = ArticleStore(version_dir / "articles.jsonl")
-        chunks = ChunkTable(version_dir / "table", articles)
-        # Header only: serving searches the dense index; ingest maps the file when it reuses rows.
-        vectors = np.load(version_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        dense = DenseSegments([DenseIndex.load(version_dir / "dense.faiss")])
-        lexical = LexicalIndex([LexicalSegment.load(version_dir / "lexical")])
-    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
-        raise IndexCorruptError(f"index version {version_dir} cannot be read: {exc}") from exc
+    if manifest.files:
+        verify_files(version_dir, manifest.files)
+    segments_dir = version_dir.parent.parent / SEGMENTS
+    segments: dict[str, Segment] = {}
+    for entry in manifest.segments:
+        name = entry["name"]
+        known = (loaded or {}).get(name)
+        segments[name] = known or load_segment(segments_dir / name, expected_model=manifest.model)
+    if not segments:
+        raise IndexCorruptError(f"index version {version_dir} names no segments")
+    deleted = [deleted_positions(version_dir, entry) for entry in manifest.segments]
+    ordered = list(segments.values())
+    articles = ArticleView(ordered, deleted)
+    live = [_live_rows(segment, dead) for segment, dead in zip(ordered, deleted)]
+    chunks = ChunkView(ordered, live, articles)
+    dense = DenseSegments([s.dense for s in ordered], [None if m.all() else m for m in live])
+    lexical = LexicalIndex([s.lexical for s in ordered], [None if m.all() else m for m in live])
+    version = IndexVersion(
+        path=version_dir, manifest=manifest, segments=segments, articles=articles, chunks=chunks,
+        vectors=VectorRows(dense), dense=dense, lexical=lexical,
+    )
     expected = (manifest.counts.get("articles"), manifest.counts.get("chunks"))
-    found = (len(articles), len(chunks))
-    if found != expected or vectors.shape != (len(chunks), manifest.dim) or dense.size != len(chunks):
+    found = (len(articles), version.live_chunks)
+    if found != expected or any(s.info.dim != manifest.dim for s in ordered if len(s.chunks)):
         raise IndexCorruptError(
             f"index version {version_dir} is inconsistent: manifest says {expected[0]} articles "
-            f"and {expected[1]} chunks of dimension {manifest.dim}; found {found[0]} articles, "
-            f"{found[1]} chunks, vectors {vectors.shape}, dense index of {dense.size}"
+            f"and {expected[1]} chunks of dimension {manifest.dim}; its segments hold {found[0]} "
+            f"live articles and {found[1]} live chunks"
         )
-    return IndexVersion(
-        path=version_dir,
-        manifest=manifest,
-        articles=articles,
-        chunks=chunks,
-        vectors=VectorRows(dense),
-        dense=dense,
-        lexical=lexical,
-    )
+    return version
 
 
-@dataclass
-class ReusableVersion:
-    """What incremental ingest needs from the served version: its chunk table and its vectors
-    (memory-mapped), without loading FAISS or BM25 or checking files it does not read."""
-
-    manifest: Manifest
-    chunks: ChunkTable
-    vectors: np.ndarray  # memory-mapped float32 (chunks, dim)
-    dense_path: Path
-
-    @property
-    def version(self) -> str:
-        return self.manifest.version
-
-
-def open_reusable(index_dir: Path, expected_model: str | None = None) -> ReusableVersion | None:
-    name = current_version_name(index_dir)
-    if name is None:
-        return None
-    version_dir = index_dir / VERSIONS / name
-    manifest = _manifest_for_model(version_dir, expected_model)
-    _verify_files(version_dir, manifest, only=("articles.jsonl", "vectors.npy", "table/"))
+def deleted_positions(version_dir: Path, entry: Mapping[str, Any]) -> np.ndarray:
+    if not entry.get("deleted"):
+        return np.zeros(0, dtype=np.int64)
     try:
-        chunks = ChunkTable(version_dir / "table", ArticleStore(version_dir / "articles.jsonl"))
-        vectors = np.load(version_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise IndexCorruptError(f"index version {version_dir} cannot be read: {exc}") from exc
-    if vectors.shape != (len(chunks), manifest.dim) or len(chunks) != manifest.counts.get("chunks"):
-        raise IndexCorruptError(f"index version {version_dir} is inconsistent")
-    return ReusableVersion(manifest, chunks, vectors, version_dir / "dense.faiss")
+        return np.load(version_dir / entry["deleted"], allow_pickle=False).astype(np.int64)
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"deletions {version_dir / entry['deleted']} cannot be read: {exc}") from exc
+
+
+def _live_rows(segment: Segment, deleted_positions: np.ndarray) -> np.ndarray:
+    """One boolean per chunk row of `segment`: its article is not deleted."""
+    if not len(deleted_positions):
+        return np.ones(len(segment.chunks), dtype=bool)
+    return ~np.isin(segment.chunks.article_index, deleted_positions)
 
 
 def _manifest_for_model(version_dir: Path, expected_model: str | None) -> Manifest:
@@ -423,17 +224,47 @@ def _manifest_for_model(version_dir: Path, expected_model: str | None) -> Manife
     return manifest
 
 
-def _verify_files(version_dir: Path, manifest: Manifest, only: tuple[str, ...] | None = None) -> None:
-    if not manifest.files:
-        raise IndexCorruptError(f"{version_dir / 'manifest.json'} lists no files")
-    for relative, expected in manifest.files.items():
-        if only is not None and not relative.startswith(only):
-            continue
-        path = version_dir / relative
-        if not path.is_file():
-            raise IndexCorruptError(f"index file {path} is missing")
-        if _sha256(path) != expected:
-            raise IndexCorruptError(f"index file {path} is corrupt (checksum mismatch)")
+@dataclass
+class UpdateBase:
+    """What an update needs from the served version: its manifest and, for each live
+    article, its content hash and where it is (read from segment.json files: no dense index,
+    postings or article text is opened)."""
+
+    manifest: Manifest
+    hashes: dict[str, str]  # live article id -> content hash
+    holders: dict[str, tuple[str, int]]  # live article id -> (segment name, position in it)
+    deleted: dict[str, np.ndarray]  # segment name -> deleted article positions
+    infos: dict[str, SegmentInfo]  # segment name -> its segment.json
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+def open_for_update(index_dir: Path, expected_model: str | None = None) -> UpdateBase | None:
+    name = current_version_name(index_dir)
+    if name is None:
+        return None
+    version_dir = index_dir / VERSIONS / name
+    manifest = _manifest_for_model(version_dir, expected_model)
+    if manifest.files:
+        verify_files(version_dir, manifest.files)
+    hashes: dict[str, str] = {}
+    holders: dict[str, tuple[str, int]] = {}
+    deleted: dict[str, np.ndarray] = {}
+    infos: dict[str, SegmentInfo] = {}
+    for entry in manifest.segments:
+        info = infos[entry["name"]] = read_segment_info(index_dir / SEGMENTS / entry["name"])
+        dead = deleted_positions(version_dir, entry)
+        deleted[entry["name"]] = dead
+        dead_set = set(dead.tolist())
+        for position, (article_id, content_hash) in enumerate(info.articles):
+            if position not in dead_set:
+                hashes[article_id] = content_hash
+                holders[article_id] = (entry["name"], position)
+    if len(hashes) != manifest.counts.get("articles"):
+        raise IndexCorruptError(f"index version {version_dir}: its segments do not hold its articles")
+    return UpdateBase(manifest, hashes, holders, deleted, infos)
 
 
 def _package_versions() -> dict[str, str]:
@@ -468,44 +299,61 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
                 raise IngestError(f"another ingest is already writing to {index_dir}") from exc
             raise
         try:
-            # Holding the lock, any temporary version folder belongs to a writer that died:
-            # clear it now, even if this run ends up publishing nothing.
+            # Holding the lock, any temporary folder belongs to a writer that died: clear it
+            # now, even if this run ends up publishing nothing.
             _remove_leftovers(index_dir)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@dataclass
+class NewArticles:
+    """Articles for a new segment: sorted by id, their chunks grouped in that order, one
+    vector per chunk."""
+
+    articles: list[ArticleRecord]
+    chunks: list[Chunk]
+    vectors: np.ndarray
+
+
 def publish(
     index_dir: Path,
     *,
-    articles: list[ArticleRecord],
-    chunks: list[Chunk],
-    vectors: np.ndarray,
+    base: UpdateBase | None,
+    new: NewArticles | None,
+    remove: Sequence[str] = (),
     model: str,
     chunking: dict[str, Any],
     keep_versions: int = 3,
     dense: DenseOptions | None = None,
+    replace: tuple[Sequence[str], Segment] | None = None,
 ) -> Manifest:
-    """Write a complete new version, verify it, then point CURRENT at it. Call under ingest_lock.
-
-    `articles` must be sorted by id and `chunks` grouped by article in that order."""
-    if vectors.shape[0] != len(chunks):
-        raise ValueError(f"{len(chunks)} chunks but {vectors.shape[0]} vectors")
+    """Write a new version: `base`'s segments, `new` as one more segment, and `remove` (and
+    every article of `new` that `base` holds) marked deleted where `base` holds them. With
+    `replace` (a merge), the segments named are replaced, where the first of them stood, by
+    the given segment, which holds their live articles. Call under ingest_lock."""
+    dense = dense or DenseOptions()
     versions = index_dir / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
     name = _next_version_name(index_dir)
-    tmp = versions / f"{_TMP_PREFIX}{name}"
+    tmp = versions / f"{TMP_PREFIX}{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        manifest = _write_version(
-            tmp, name, articles, chunks, vectors, model, chunking, dense or DenseOptions(), index_dir
-        )
-        load_version_dir(tmp, expected_model=model)  # verify what is on disk before serving it
-        final = versions / name
-        os.rename(tmp, final)
-        _fsync_dir(versions)
+        added = None
+        if new is not None:
+            added = write_segment(
+                index_dir, new.articles, new.chunks, new.vectors, model, dense,
+                trained=trained_ivf(index_dir, base, len(new.chunks), dense),
+            )
+        manifest = _write_version(tmp, name, index_dir, base, added, new, remove, replace, model, chunking)
+        # Verify what is on disk before serving it: the version's own files. A new segment was
+        # verified as it was written, and the ones it shares when they were; reading them all
+        # again would cost the archive, not the change.
+        _check_version(tmp, manifest)
+        os.rename(tmp, versions / name)
+        fsync_dir(versions)
         _point_current(index_dir, name)
     except OSError as exc:  # typically a full disk: say so, and leave nothing half-written
         shutil.rmtree(tmp, ignore_errors=True)
@@ -517,112 +365,100 @@ def publish(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    prune_versions(index_dir, keep_versions)
+    prune(index_dir, keep_versions)
     return manifest
 
 
 def _write_version(
     directory: Path,
     name: str,
-    articles: list[ArticleRecord],
-    chunks: list[Chunk],
-    vectors: np.ndarray,
+    index_dir: Path,
+    base: UpdateBase | None,
+    added: Segment | None,
+    new: NewArticles | None,
+    remove: Sequence[str],
+    replace: tuple[Sequence[str], Segment] | None,
     model: str,
     chunking: dict[str, Any],
-    dense: DenseOptions,
-    index_dir: Path,
 ) -> Manifest:
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    # vars(), not asdict(): the fields are plain values, and asdict's deep copy was seconds at 100k articles.
-    _write_jsonl(directory / "articles.jsonl", [vars(a) for a in articles])
-    _write_table(directory / "table", articles, chunks)
-    np.save(directory / "vectors.npy", vectors, allow_pickle=False)
-    kind = choose_kind(len(vectors), dense.setting, dense.ann_min_chunks)
-    dense_index = DenseIndex.build(
-        vectors, kind, nprobe=dense.nprobe, ef_search=dense.ef_search,
-        trained=_trained_ivf(index_dir) if kind == "ivf" else None,
-    )
-    dense_index.save(directory / "dense.faiss")
-    dense_info = {"kind": dense_index.kind, "setting": dense.setting}
-    del dense_index
-    titles = {article.id: article.title for article in articles}
-    LexicalSegment.build([lexical_text(c, titles[c.article_id]) for c in chunks]).save(directory / "lexical")
-
-    files = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        _fsync_file(path)
-        files[str(path.relative_to(directory))] = _sha256(path)
+    order = [entry["name"] for entry in base.manifest.segments] if base else []
+    deleted = {segment: set(base.deleted[segment].tolist()) for segment in order} if base else {}
+    if replace is not None:
+        replaced, merged = replace
+        at = order.index(replaced[0])
+        order = [s for s in order if s not in replaced]
+        order.insert(at, merged.name)
+        deleted[merged.name] = set()
+    for article_id in list(remove) + ([a.id for a in new.articles] if new else []):
+        held = base.holders.get(article_id) if base else None
+        if held is not None and held[0] in deleted:
+            deleted[held[0]].add(held[1])
+    if added is not None:
+        order.append(added.name)
+        deleted[added.name] = set()
+    (directory / "deleted").mkdir()
+    entries = []
+    articles = chunks = 0
+    dim = 0
+    for segment in order:
+        known = base.infos.get(segment) if base else None
+        info = known or read_segment_info(index_dir / SEGMENTS / segment)
+        if info.model != model:
+            raise IndexCorruptError(f"segment {segment} was built with {info.model!r}, not {model!r}")
+        dead = sorted(deleted[segment])
+        if len(dead) == info.counts["articles"]:
+            continue  # every article of it deleted: the version no longer needs it
+        entry: dict[str, Any] = {"name": segment, "deleted": None}
+        if dead:
+            entry["deleted"] = f"deleted/{segment}.npy"
+            np.save(directory / entry["deleted"], np.asarray(dead, dtype=np.int32), allow_pickle=False)
+        entries.append(entry)
+        articles += info.counts["articles"] - len(dead)
+        chunks += _live_chunk_count(index_dir / SEGMENTS / segment, dead)
+        dim = dim or info.dim
     manifest = Manifest(
         version=name,
         model=model,
-        dim=int(vectors.shape[1]),
+        dim=dim,
         chunking=chunking,
-        articles={a.id: a.content_hash for a in articles},
-        counts={"articles": len(articles), "chunks": len(chunks)},
-        files=files,
+        counts={"articles": articles, "chunks": chunks},
+        segments=entries,
+        files=checksum_files(directory),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         build=_package_versions(),
-        dense=dense_info,
     )
-    manifest_path = directory / "manifest.json"
-    manifest_path.write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
-    _fsync_file(manifest_path)
-    _fsync_dir(directory)
+    write_json(directory / "manifest.json", asdict(manifest))
+    fsync_dir(directory)
     return manifest
 
 
-def _write_table(directory: Path, articles: list[ArticleRecord], chunks: list[Chunk]) -> None:
-    """Per-chunk columns (ChunkTable): small integer arrays, plus ids and hashes as bytes."""
-    directory.mkdir()
-    position = {a.id: i for i, a in enumerate(articles)}
-    speaker_codes: dict[str, int] = {}
-    section_codes = {name: i for i, name in enumerate(SECTIONS)}
-    n = len(chunks)
-    article = np.empty(n, dtype=np.int32)
-    start = np.empty(n, dtype=np.int64)
-    end = np.empty(n, dtype=np.int64)
-    section = np.empty(n, dtype=np.uint8)
-    speaker = np.empty(n, dtype=np.int32)
-    for row, chunk in enumerate(chunks):
-        article[row] = position[chunk.article_id]
-        start[row] = chunk.start
-        end[row] = chunk.end
-        section[row] = section_codes[chunk.section]
-        speaker[row] = -1 if chunk.speaker is None else speaker_codes.setdefault(chunk.speaker, len(speaker_codes))
-    np.save(directory / "article.npy", article)
-    np.save(directory / "start.npy", start)
-    np.save(directory / "end.npy", end)
-    np.save(directory / "section.npy", section)
-    np.save(directory / "speaker.npy", speaker)
-    np.save(directory / "id.npy", np.array([c.id.encode("utf-8") for c in chunks], dtype=bytes))
-    np.save(directory / "text_hash.npy", np.array([c.text_hash.encode("utf-8") for c in chunks], dtype=bytes))
-    (directory / "speakers.json").write_text(json.dumps(list(speaker_codes)), encoding="utf-8")
+def _check_version(directory: Path, manifest: Manifest) -> None:
+    written = read_manifest(directory)
+    if written.files:
+        verify_files(directory, written.files)
+    if written != manifest:
+        raise IndexCorruptError(f"{directory / 'manifest.json'} does not read back as written")
 
 
-def _trained_ivf(index_dir: Path) -> DenseIndex | None:
-    """The served version's IVF index, whose trained centroids a republish can reuse."""
-    name = current_version_name(index_dir)
-    path = index_dir / VERSIONS / name / "dense.faiss" if name else None
-    if path is None or not path.is_file():
+def _live_chunk_count(segment_dir: Path, dead: list[int]) -> int:
+    article_index = np.load(segment_dir / "table" / "article.npy", mmap_mode="r")
+    if not dead:
+        return len(article_index)
+    return int((~np.isin(article_index, dead)).sum())
+
+
+def trained_ivf(index_dir: Path, base: UpdateBase | None, n: int, dense: DenseOptions) -> DenseIndex | None:
+    """For a new segment of `n` chunks that will be IVF (a large merge), the largest IVF index
+    among the served version's segments, whose trained centroids it reuses to skip k-means."""
+    if base is None or choose_kind(n, dense.setting, dense.ann_min_chunks) != "ivf":
+        return None
+    ivf = [(info.counts["chunks"], name) for name, info in base.infos.items() if info.dense.get("kind") == "ivf"]
+    if not ivf:
         return None
     try:
-        manifest = read_manifest(path.parent)
-        if manifest.dense.get("kind") != "ivf":
-            return None
-        return DenseIndex.load(path)
-    except (IndexCorruptError, IndexMismatchError, RuntimeError):
+        return DenseIndex.load(index_dir / SEGMENTS / max(ivf)[1] / "dense.faiss")
+    except RuntimeError:
         return None
-
-
-def lexical_text(chunk: Chunk, title: str | None) -> str:
-    """What BM25 sees: the article's title, the speaker and the passage, so a name finds what
-    that person said and a question in the title's words finds the article's passages."""
-    return "\n".join(part for part in (title, chunk.speaker, chunk.text) if part)
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
 
 
 def _point_current(index_dir: Path, name: str) -> None:
@@ -632,11 +468,12 @@ def _point_current(index_dir: Path, name: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, index_dir / CURRENT)
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir)
 
 
-def prune_versions(index_dir: Path, keep: int) -> None:
-    """Drop leftovers of interrupted publishes and all but the newest `keep` versions."""
+def prune(index_dir: Path, keep: int) -> None:
+    """Drop leftovers of interrupted writes, all but the newest `keep` versions (never the
+    current one), and every segment that no remaining version names."""
     versions = index_dir / VERSIONS
     current = current_version_name(index_dir)
     names = sorted(e.name for e in versions.iterdir() if _VERSION_RE.match(e.name))
@@ -644,12 +481,24 @@ def prune_versions(index_dir: Path, keep: int) -> None:
     for old in names[:-keep]:
         if old != current:
             shutil.rmtree(versions / old, ignore_errors=True)
+    named: set[str] = set()
+    for entry in versions.iterdir():
+        if _VERSION_RE.match(entry.name):
+            try:
+                named.update(s["name"] for s in read_manifest(entry).segments)
+            except (IndexCorruptError, IndexMismatchError):
+                continue
+    segments = index_dir / SEGMENTS
+    if segments.is_dir():
+        for entry in segments.iterdir():
+            if not entry.name.startswith(TMP_PREFIX) and entry.name not in named:
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _remove_leftovers(index_dir: Path) -> None:
-    """Temporary folders of interrupted publishes. Call only while holding ingest_lock."""
-    versions = index_dir / VERSIONS
-    if versions.is_dir():
-        for entry in versions.iterdir():
-            if entry.name.startswith(_TMP_PREFIX):
-                shutil.rmtree(entry, ignore_errors=True)
+    """Temporary folders of interrupted writes. Call only while holding ingest_lock."""
+    for folder in (index_dir / VERSIONS, index_dir / SEGMENTS):
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.name.startswith(TMP_PREFIX):
+                    shutil.rmtree(entry, ignore_errors=True)

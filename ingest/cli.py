@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="sentence-transformers model name or path (default: $QA_MODEL)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the result")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--optimize", action="store_true", help="afterwards, merge every segment into one")
     return parser
 
 
@@ -36,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-        report = run_ingest(args.articles_dir, settings, progress=False if args.quiet else None)
+        report = run_ingest(
+            args.articles_dir, settings, progress=False if args.quiet else None, optimize=args.optimize
+        )
         print(json.dumps(report.to_json()) if args.json else _summary(report))
         return 0
 
@@ -51,6 +54,7 @@ def _summary(report: IngestReport) -> str:
     ]
     if report.published:
         lines.append(f"chunks: {report.chunks} in the index, {report.chunks_embedded} embedded")
+        lines.append(f"segments: {report.segments}" + (f" after {report.merges} merges" if report.merges else ""))
         lines.append(f"published version {report.version} in {report.seconds:.1f} s")
     else:
         lines.append(

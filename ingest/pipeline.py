@@ -1,18 +1,20 @@
-"""Incremental ingest: diff the folder against the served version, process only what changed,
-publish a complete new version."""
+"""Incremental ingest: diff the folder against the served version, process only what changed
+(new and changed articles become one new segment, removed and replaced ones are marked
+deleted), publish a complete new version, then merge segments as the policy asks."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from index import store
+from index import merge, store
 from index.encoder import Encoder
 from index.errors import IngestError, QAError
 from index.records import ArticleRecord, Chunk
@@ -45,6 +47,10 @@ class IngestReport:
     version: str | None = None
     published: bool = False
     rebuild_reason: str | None = None
+    segments: int = 0
+    merges: int = 0
+    bytes_written: int = 0  # new files in segments/ and versions/ (the vector cache excluded)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +64,10 @@ class IngestReport:
             "published": self.published,
             "chunks": self.chunks,
             "rebuild_reason": self.rebuild_reason,
+            "segments": self.segments,
+            "merges": self.merges,
+            "bytes_written": self.bytes_written,
+            "timings": self.timings,
             "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
         }
 
@@ -81,14 +91,18 @@ def run_ingest(
     encoder: Encoder | None = None,
     progress: bool | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    optimize: bool = False,
 ) -> IngestReport:
     """Bring the index at `settings.index_dir` in line with `articles_dir`.
 
-    `on_progress(stage, done, total)` reports "embedding" batches and "publishing"."""
+    `on_progress(stage, done, total)` reports "embedding" batches, "publishing" and each
+    "merging". `optimize`: merge every segment into one afterwards."""
     started = time.perf_counter()
+    timings: dict[str, float] = {}
     if not articles_dir.is_dir():
         raise IngestError(f"articles folder {articles_dir} does not exist or is not a folder")
-    loaded = load_folder(articles_dir, settings.max_article_bytes)
+    with _timed(timings, "load"):
+        loaded = load_folder(articles_dir, settings.max_article_bytes)
     for skipped in loaded.skipped:
         log.warning("skipped %s: %s", skipped.source, skipped.reason)
     if not loaded.articles:
@@ -98,43 +112,82 @@ def run_ingest(
         )
     index_dir = settings.index_dir
     with store.ingest_lock(index_dir):
-        previous, reason = _previous_version(index_dir, settings)
-        report = _diff(loaded.articles, previous)
+        existing = _written(index_dir)
+        base, reason = _previous_version(index_dir, settings)
+        report = _diff(loaded.articles, base)
         report.skipped = loaded.skipped
         report.rebuild_reason = reason
         if reason:
             log.info("rebuilding every article: %s", reason)
-        if previous is not None and not (report.added or report.changed or report.removed):
-            report.version = previous.version
-            report.chunks = len(previous.chunks)
-            report.seconds = time.perf_counter() - started
-            return report
-
-        encoder = encoder or Encoder(settings.model, settings.embed_batch_size)
-        if encoder.model_name != settings.model:
-            raise IngestError(f"encoder is {encoder.model_name!r} but settings say {settings.model!r}")
-        _check_chunk_size(settings, encoder)
-        chunks, vectors, embedded = _build(
-            loaded.articles, previous, report, settings, encoder, progress, on_progress
+        manifest = base.manifest if base else None
+        if base is None or report.added or report.changed or report.removed:
+            fresh = {*report.added, *report.changed}
+            new = sorted((a for a in loaded.articles if a.id in fresh), key=lambda a: a.id)
+            added = None
+            if new:
+                if encoder is None:
+                    with _timed(timings, "model"):
+                        encoder = Encoder(settings.model, settings.embed_batch_size)
+                if encoder.model_name != settings.model:
+                    raise IngestError(f"encoder is {encoder.model_name!r} but settings say {settings.model!r}")
+                _check_chunk_size(settings, encoder)
+                chunks, vectors, report.chunks_embedded = _build(
+                    new, settings, encoder, progress, on_progress, timings
+                )
+                added = store.NewArticles(new, chunks, vectors)
+            if on_progress:
+                on_progress("publishing", 0, 1)
+            with _timed(timings, "publish"):
+                manifest = store.publish(
+                    index_dir,
+                    base=base,
+                    new=added,
+                    remove=report.removed,
+                    model=settings.model,
+                    chunking=chunking_params(settings),
+                    keep_versions=settings.keep_versions,
+                    dense=dense_options(settings),
+                )
+            report.published = True
+        with _timed(timings, "merge"):
+            report.merges = merge.run_merges(
+                index_dir, model=settings.model, chunking=chunking_params(settings),
+                keep_versions=settings.keep_versions, dense=dense_options(settings), optimize=optimize,
+                on_merge=(lambda: on_progress("merging", 0, 1)) if on_progress else None,
+            )
+        if report.merges:
+            manifest = store.current_manifest(index_dir)
+            report.published = True
+        report.bytes_written = sum(
+            p.stat().st_size for entry in _written(index_dir) - existing for p in _files_under(entry)
         )
-        if on_progress:
-            on_progress("publishing", 0, 1)
-        manifest = store.publish(
-            index_dir,
-            articles=sorted(loaded.articles, key=lambda a: a.id),
-            chunks=chunks,
-            vectors=vectors,
-            model=settings.model,
-            chunking=chunking_params(settings),
-            keep_versions=settings.keep_versions,
-            dense=dense_options(settings),
-        )
-    report.chunks = len(chunks)
-    report.chunks_embedded = embedded
     report.version = manifest.version
-    report.published = True
+    report.chunks = manifest.counts["chunks"]
+    report.segments = len(manifest.segments)
+    report.timings = {stage: round(seconds, 3) for stage, seconds in timings.items()}
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+
+
+def _written(index_dir: Path) -> set[Path]:
+    """The segment and version folders in the index (what a run adds is what it wrote)."""
+    return {
+        entry for folder in (store.SEGMENTS, store.VERSIONS) if (index_dir / folder).is_dir()
+        for entry in (index_dir / folder).iterdir()
+    }
+
+
+def _files_under(entry: Path) -> Iterator[Path]:
+    return (p for p in entry.rglob("*") if p.is_file()) if entry.is_dir() else iter(())
 
 
 def dense_options(settings: Settings) -> store.DenseOptions:
@@ -146,13 +199,11 @@ def dense_options(settings: Settings) -> store.DenseOptions:
     )
 
 
-def _previous_version(
-    index_dir: Path, settings: Settings
-) -> tuple[store.ReusableVersion | None, str | None]:
-    """The served version if its articles can be reused, else None and why not.
+def _previous_version(index_dir: Path, settings: Settings) -> tuple[store.UpdateBase | None, str | None]:
+    """The served version if its articles can be kept, else None and why not.
 
-    Only its chunk table and memory-mapped vectors are opened: loading FAISS and BM25 (and
-    checking their checksums) just to copy rows cost seconds at 100k articles."""
+    Only its manifest and its segments' article lists are read: loading FAISS and BM25 (and
+    checking their checksums) just to add an article cost seconds at 100k articles."""
     try:
         manifest = store.current_manifest(index_dir)
         if manifest is None:
@@ -161,14 +212,14 @@ def _previous_version(
             return None, f"the model changed from {manifest.model!r} to {settings.model!r}"
         if manifest.chunking != chunking_params(settings):
             return None, f"chunking changed from {manifest.chunking} to {chunking_params(settings)}"
-        return store.open_reusable(index_dir, expected_model=settings.model), None
+        return store.open_for_update(index_dir, expected_model=settings.model), None
     except QAError as exc:
         return None, f"the current index cannot be read ({exc})"
 
 
-def _diff(articles: list[ArticleRecord], previous: store.ReusableVersion | None) -> IngestReport:
+def _diff(articles: list[ArticleRecord], base: store.UpdateBase | None) -> IngestReport:
     report = IngestReport()
-    before = previous.manifest.articles if previous else {}
+    before = base.hashes if base else {}
     for article in articles:
         if article.id not in before:
             report.added.append(article.id)
@@ -191,65 +242,32 @@ def _check_chunk_size(settings: Settings, encoder: Encoder) -> None:
 
 def _build(
     articles: list[ArticleRecord],
-    previous: store.ReusableVersion | None,
-    report: IngestReport,
     settings: Settings,
     encoder: Encoder,
     progress: bool | None,
-    on_progress: Callable[[str, int, int], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None,
+    timings: dict[str, float],
 ) -> tuple[list[Chunk], np.ndarray, int]:
-    """All chunks in article-id order with their vectors; only new text is embedded.
-
-    An unchanged article's chunks are rebuilt from the previous version's table columns and
-    the article's text (same content hash, so `text[start:end]` is the same passage), and
-    its vectors are copied from the previous vectors.npy in one vectorised gather."""
-    reuse = set(report.unchanged)
-    old_rows: dict[str, np.ndarray] = {}
-    if previous is not None and reuse:
-        table = previous.chunks
-        order = np.argsort(table.article_index, kind="stable")
-        bounds = np.searchsorted(table.article_index[order], np.arange(len(table.article_list) + 1))
-        for position, article_id in enumerate(table.article_list):
-            if article_id in reuse:
-                old_rows[article_id] = order[bounds[position] : bounds[position + 1]]
-
+    """The chunks of `articles` (sorted by id) with their vectors; only text the cache has
+    not seen is embedded."""
     chunker = Chunker(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)
     chunks: list[Chunk] = []
-    new_chunks: list[Chunk] = []
-    old_out: list[int] = []  # output rows filled from the previous version
-    old_src: list[int] = []  # ... and the previous rows they come from
-    new_out: list[int] = []
-    for article in sorted(articles, key=lambda a: a.id):
-        if article.id in reuse:
-            for row in old_rows.get(article.id, ()):
-                old_out.append(len(chunks))
-                old_src.append(int(row))
-                chunks.append(table.chunk_with_text(int(row), article.text))
-            continue
-        made = article_chunks(article, chunker)
-        if not made:
-            log.warning("article %s has no text left after cleaning", article.id)
-        for chunk in made:
-            new_out.append(len(chunks))
-            chunks.append(chunk)
-            new_chunks.append(chunk)
-
+    with _timed(timings, "chunk"):
+        for article in articles:
+            made = article_chunks(article, chunker)
+            if not made:
+                log.warning("article %s has no text left after cleaning", article.id)
+            chunks += made
     cache = VectorCache(settings.index_dir / "cache" / "vectors.sqlite", settings.model, encoder.dim)
     try:
-        new_vectors, embedded = embed_chunks(
-            new_chunks,
-            encoder,
-            cache,
-            progress=progress,
-            on_batch=(lambda done, total: on_progress("embedding", done, total)) if on_progress else None,
-        )
+        with _timed(timings, "embed"):
+            vectors, embedded = embed_chunks(
+                chunks,
+                encoder,
+                cache,
+                progress=progress,
+                on_batch=(lambda done, total: on_progress("embedding", done, total)) if on_progress else None,
+            )
     finally:
         cache.close()
-    vectors = np.zeros((len(chunks), encoder.dim), dtype=np.float32)
-    if old_out:
-        src = np.asarray(old_src, dtype=np.int64)
-        # Rows come in previous-version order, so the gather reads the mapped file sequentially.
-        vectors[np.asarray(old_out, dtype=np.int64)] = previous.vectors[src]
-    if new_out:
-        vectors[np.asarray(new_out, dtype=np.int64)] = new_vectors
-    return chunks, vectors, embedded
+    return chunks, np.asarray(vectors, dtype=np.float32).reshape(len(chunks), encoder.dim), embedded

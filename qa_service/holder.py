@@ -59,7 +59,10 @@ class IndexHolder:
                     ))
                 return False
             try:
-                index = load_index(self._settings.index_dir, expected_model=self._encoder.model_name)
+                # Segments the new version shares with the served one are used as loaded:
+                # a swap holds only the new segments twice, not the whole index.
+                shared = self._searcher.index.segments if self._searcher else None
+                index = load_index(self._settings.index_dir, expected_model=self._encoder.model_name, loaded=shared)
                 searcher = Searcher(index, self._encoder, self._settings)
             except QAError as exc:
                 self._failed_version = published
@@ -71,7 +74,7 @@ class IndexHolder:
             self._searcher = searcher
             self._failed_version = None
             self.last_error = None
-            log.info("serving index version %s (%d chunks)", searcher.version, len(index.chunks))
+            log.info("serving index version %s (%d chunks)", searcher.version, index.live_chunks)
             if self._on_swap:
                 self._on_swap(searcher)
             return True

@@ -68,7 +68,7 @@ class Metrics:
     def served(self, searcher: Searcher) -> None:
         self.index_info.clear()
         self.index_info.labels(searcher.version).set(1)
-        self.index_chunks.set(len(searcher.index.chunks))
+        self.index_chunks.set(searcher.index.live_chunks)
         self.index_articles.set(len(searcher.index.articles))
         self.index_swaps.inc()
 

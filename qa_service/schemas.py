@@ -209,7 +209,7 @@ class JobOut(BaseModel):
     created: float
     started: float | None
     finished: float | None
-    stage: str | None = Field(None, description="loading, embedding or publishing while running")
+    stage: str | None = Field(None, description="loading, embedding, publishing or merging while running")
     done: int
     total: int
     result: dict | None = Field(None, description="the ingest report when it succeeded")

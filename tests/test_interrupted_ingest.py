@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from index.settings import Settings
+from index.segment import SEGMENTS
 from index.store import VERSIONS, load_index
 from ingest.pipeline import run_ingest
 from tests.conftest import SAMPLE_ARTICLES, record
@@ -67,9 +68,14 @@ def test_kill_at_any_stage_keeps_the_served_version(tmp_path: Path, encoder) -> 
     cache = index_dir / "cache" / "vectors.sqlite"
     cache_size = cache.stat().st_size
     versions = index_dir / VERSIONS
+    segments = index_dir / SEGMENTS
+    first_segments = {p.name for p in segments.iterdir()}
 
     def new_version_renamed() -> bool:  # after the rename, before CURRENT moves
         return any(p.name != first.version and not p.name.startswith(".") for p in versions.iterdir())
+
+    def new_segment_renamed() -> bool:  # before the version that names it is written
+        return any(p.name not in first_segments and not p.name.startswith(".") for p in segments.iterdir())
 
     def at_random() -> Callable[[], bool]:
         started, after = time.monotonic(), rng.uniform(2, 12)
@@ -79,11 +85,13 @@ def test_kill_at_any_stage_keeps_the_served_version(tmp_path: Path, encoder) -> 
     # Each stage boundary of a publish, then random moments (QA_RANDOM_KILLS of them).
     kill_points: list[tuple[str, Callable[[], Callable[[], bool]]]] = [
         ("while embedding", lambda: lambda: cache.stat().st_size > cache_size),
-        ("while writing the new version", lambda: lambda: any(p.name.startswith(".tmp-") for p in versions.iterdir())),
-        ("after the FAISS file is written", lambda: lambda: any(versions.glob(".tmp-*/dense.faiss"))),
-        ("after the rename, before CURRENT moves", lambda: new_version_renamed),
+        ("while writing the new segment", lambda: lambda: any(p.name.startswith(".tmp-") for p in segments.iterdir())),
+        ("after the segment's FAISS file is written", lambda: lambda: any(segments.glob(".tmp-*/dense.faiss"))),
+        ("after the segment is renamed, before a version names it", lambda: new_segment_renamed),
+        ("after the version is renamed, before CURRENT moves", lambda: new_version_renamed),
     ] + [(f"at random moment {i + 1}", at_random) for i in range(int(os.environ.get("QA_RANDOM_KILLS", "1")))]
     outcomes: dict[str, str] = {}
+    expected = sorted(p.stem for p in articles.glob("*.txt"))
     for name, make_ready in kill_points:
         process = subprocess.Popen(
             [QA_INGEST, str(articles), "--index", str(index_dir), "--quiet"],
@@ -96,19 +104,46 @@ def test_kill_at_any_stage_keeps_the_served_version(tmp_path: Path, encoder) -> 
             assert len(served.articles) == 5
         else:  # it finished (or got past the pointer swap): the new version must be complete
             outcomes[name] = "killed after the swap: new version complete" if killed else "finished first"
-            assert len(served.articles) == 45 and sorted(served.articles) == sorted(p.stem for p in articles.glob("*.txt"))
+            assert sorted(served.articles) == expected
             break
-    record("kill-summary.json", outcomes)
 
     final = run_ingest(articles, settings, encoder=encoder, progress=False)
     index = load_index(index_dir)
-    assert len(index.articles) == 45
-    assert sorted(index.articles) == sorted(p.stem for p in articles.glob("*.txt"))
-    assert len({c.id for c in index.chunks}) == len(index.chunks)  # nothing duplicated
+    assert sorted(index.articles) == expected
+    live = list(index.chunks.live_chunks())
+    assert len({c.id for c in live}) == len(live) == index.live_chunks  # nothing duplicated
     if outcomes.get("while embedding", "").startswith("killed"):
         # Batches embedded before the kill were kept in the cache and not embedded again.
         assert final.chunks_embedded < final.chunks - first.chunks
-    assert not any(p.name.startswith(".tmp-") for p in versions.iterdir())
+
+    # Merges: killed while the merged segment is written, or after it is in place but before
+    # a version names it, the version before the merge stays served with every article.
+    before_merge = index.version
+    merged_from = {p.name for p in segments.iterdir()}
+    merge_points = [
+        ("while writing the merged segment", lambda: any(p.name.startswith(".tmp-") for p in segments.iterdir())),
+        ("after the merged segment is renamed", lambda: any(
+            p.name not in merged_from and not p.name.startswith(".") for p in segments.iterdir())),
+    ]
+    for name, ready in merge_points:
+        process = subprocess.Popen(
+            [QA_INGEST, str(articles), "--index", str(index_dir), "--quiet", "--optimize"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        killed = _kill_when(process, ready)
+        served = load_index(index_dir)
+        assert sorted(served.articles) == expected and served.live_chunks == index.live_chunks
+        outcomes[name] = (
+            "killed: previous version served" if killed and served.version == before_merge
+            else "finished first" if not killed else "killed after the swap: merged version complete"
+        )
+    record("kill-summary.json", outcomes)
+    merged = run_ingest(articles, settings, encoder=encoder, progress=False, optimize=True)
+    index = load_index(index_dir)
+    assert merged.segments == 1 and sorted(index.articles) == expected
+    assert index.live_chunks == len(index.chunks) == final.chunks
+    for folder in (versions, segments):
+        assert not any(p.name.startswith(".tmp-") for p in folder.iterdir())
 
 
 def _mount_tmpfs(path: Path, size_bytes: int) -> bool:
@@ -131,8 +166,17 @@ def test_full_disk_during_publish_is_a_clear_error_and_keeps_the_index(tmp_path:
         articles = tmp_path / "articles"
         shutil.copytree(SAMPLE_ARTICLES, articles)
         index_dir = disk / "index"
+        stroma = articles / "stroma.txt"
+        stroma.write_text("The keepers of the Stroma lighthouse kept a logbook for ninety years.")
+        run_ingest(articles, Settings(index_dir=index_dir), encoder=encoder, progress=False)
+        stroma.unlink()
         first = run_ingest(articles, Settings(index_dir=index_dir), encoder=encoder, progress=False)
-        (articles / "stroma.txt").write_text("The keepers of the Stroma lighthouse kept a logbook for ninety years.")
+        # An added article costs only its own small segment, so fill the disk to leave less
+        # than that. Its vector is in the cache already (added once before), so the disk
+        # fills while the segment is written.
+        stats = os.statvfs(disk)
+        (disk / "filler").write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - 16_384))
+        stroma.write_text("The keepers of the Stroma lighthouse kept a logbook for ninety years.")
 
         result = subprocess.run([QA_INGEST, str(articles), "--index", str(index_dir), "--quiet"],
                                 capture_output=True, text=True, timeout=300, check=False)
@@ -142,7 +186,8 @@ def test_full_disk_during_publish_is_a_clear_error_and_keeps_the_index(tmp_path:
         assert "Traceback" not in result.stderr
         served = load_index(index_dir)  # every checksum verified
         assert served.version == first.version and len(served.articles) == 5
-        assert not any(p.name.startswith(".tmp-") for p in (index_dir / VERSIONS).iterdir())
+        for folder in (VERSIONS, SEGMENTS):
+            assert not any(p.name.startswith(".tmp-") for p in (index_dir / folder).iterdir())
         record("full-disk-summary.json", {"exit": result.returncode, "message": result.stderr.strip()})
     finally:
         # Lazy: a loaded index version still holds a file open on the disk.

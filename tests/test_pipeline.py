@@ -108,7 +108,7 @@ def test_added_article_embeds_only_its_own_chunks(articles_copy: Path, tmp_path:
 
     second = ingest(articles_copy, tmp_path / "index", encoder)
     index = load_index(tmp_path / "index")
-    new_chunks = [c for c in index.chunks if c.article_id == "riverside"]
+    new_chunks = [c for c in index.chunks.live_chunks() if c.article_id == "riverside"]
     assert second.added == ["riverside"]
     assert second.chunks_embedded == len(new_chunks) > 0
     assert second.chunks == first.chunks + len(new_chunks)
@@ -129,10 +129,10 @@ def test_edited_article_is_reembedded_and_removed_article_leaves(
     assert report.changed == ["002_9aef70656a6b12be"]
     assert report.removed == ["003_34ccfc135a31d0e8"]
     # Only chunks whose text changed are embedded: most of 002 is served from the cache.
-    chunks_002 = [c for c in index.chunks if c.article_id == "002_9aef70656a6b12be"]
+    chunks_002 = [c for c in index.chunks.live_chunks() if c.article_id == "002_9aef70656a6b12be"]
     assert 0 < report.chunks_embedded < len(chunks_002)
     assert "003_34ccfc135a31d0e8" not in index.articles
-    assert all(c.article_id != "003_34ccfc135a31d0e8" for c in index.chunks)
+    assert all(c.article_id != "003_34ccfc135a31d0e8" for c in index.chunks.live_chunks())
 
 
 def test_changing_the_model_rebuilds_and_says_why(articles_copy: Path, tmp_path: Path, encoder) -> None:
@@ -158,9 +158,14 @@ def _version_dir(index_dir: Path) -> Path:
     return index_dir / VERSIONS / current_version_name(index_dir)
 
 
+def _segment_dirs(index_dir: Path) -> list[Path]:
+    manifest = json.loads((_version_dir(index_dir) / "manifest.json").read_text())
+    return [index_dir / "segments" / entry["name"] for entry in manifest["segments"]]
+
+
 def test_altered_index_file_is_refused_naming_the_file(articles_copy: Path, tmp_path: Path, encoder) -> None:
     ingest(articles_copy, tmp_path / "index", encoder)
-    vectors = _version_dir(tmp_path / "index") / "vectors.npy"
+    vectors = _segment_dirs(tmp_path / "index")[0] / "vectors.npy"
     data = bytearray(vectors.read_bytes())
     data[-5] ^= 0xFF
     vectors.write_bytes(bytes(data))
@@ -170,14 +175,14 @@ def test_altered_index_file_is_refused_naming_the_file(articles_copy: Path, tmp_
 
 def test_truncated_or_missing_index_file_is_refused(articles_copy: Path, tmp_path: Path, encoder) -> None:
     ingest(articles_copy, tmp_path / "index", encoder)
-    version = _version_dir(tmp_path / "index")
-    articles = version / "articles.jsonl"
+    segment = _segment_dirs(tmp_path / "index")[0]
+    articles = segment / "articles.jsonl"
     original = articles.read_bytes()
     articles.write_bytes(original[:100])
     with pytest.raises(IndexCorruptError, match="articles.jsonl"):
         load_index(tmp_path / "index")
     articles.write_bytes(original)
-    (version / "dense.faiss").unlink()
+    (segment / "dense.faiss").unlink()
     with pytest.raises(IndexCorruptError, match="dense.faiss"):
         load_index(tmp_path / "index")
 
@@ -209,10 +214,13 @@ def test_index_of_an_older_format_is_refused_then_upgraded_from_the_cache(
     assert load_index(tmp_path / "index").lexical.scores("means-testing").any()
 
 
-def test_manifest_records_model_counts_and_checksums(sample_index: Path) -> None:
+def test_manifest_records_model_counts_segments_and_checksums(sample_index: Path) -> None:
     manifest = json.loads((_version_dir(sample_index) / "manifest.json").read_text())
     assert manifest["model"] == Settings().model
     assert manifest["dim"] == 384
     assert manifest["counts"]["articles"] == 5
-    assert {"vectors.npy", "table/id.npy", "articles.jsonl", "dense.faiss"} <= set(manifest["files"])
     assert manifest["chunking"]["chunk_tokens"] == Settings().chunk_tokens
+    (segment,) = _segment_dirs(sample_index)
+    info = json.loads((segment / "segment.json").read_text())
+    assert info["counts"] == {"articles": 5, "chunks": manifest["counts"]["chunks"]}
+    assert {"vectors.npy", "table/id.npy", "articles.jsonl", "dense.faiss", "lexical/terms.json"} <= set(info["files"])

@@ -106,7 +106,7 @@ def test_search_time_analysis_matches_the_index_tokens(searcher: Searcher) -> No
     # Questions and highlights use `analyse`; BM25 was built by `tokenize_corpus`. A word
     # analysed differently on the two sides could never match.
     from index.lexical import analyse, tokenize_corpus
-    from index.store import lexical_text
+    from index.segment import lexical_text
 
     articles = searcher.index.articles
     texts = [lexical_text(chunk, articles[chunk.article_id].title) for chunk in searcher.index.chunks]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -311,11 +312,17 @@ def test_service_picks_up_a_version_published_beside_it_and_refuses_a_corrupt_on
             time.sleep(0.1)
         assert client.get("/articles/stroma").status_code == 200
 
-        # A published version whose file does not match its checksum is never served.
+        # A published version naming a segment whose file does not match its checksum is
+        # never served.
+        manifest = json.loads((index / VERSIONS / report.version / "manifest.json").read_text())
+        corrupt = index / "segments" / "s999999"
+        shutil.copytree(index / "segments" / manifest["segments"][-1]["name"], corrupt)
+        with (corrupt / "articles.jsonl").open("ab") as handle:
+            handle.write(b"\n")
+        manifest["segments"][-1]["name"] = corrupt.name
         bad = index / VERSIONS / "v999999-20990101T000000Z"
         shutil.copytree(index / VERSIONS / report.version, bad)
-        with (bad / "articles.jsonl").open("ab") as handle:
-            handle.write(b"\n")
+        (bad / "manifest.json").write_text(json.dumps(manifest))
         (index / "CURRENT").write_text(bad.name)
         deadline = time.monotonic() + 10
         while "articles.jsonl" not in (client.get("/readyz").json()["detail"] or ""):
