@@ -1,6 +1,7 @@
 """Segments: the immutable parts an index version is made of (Lucene's idea). Each is a
 complete small index of some articles, written once and never changed; a version
-(index/store.py) names its segments and which of their rows are deleted.
+(index/store.py) names its segments and which of their articles are deleted. (Not to be
+confused with ingest/segment.py, which splits an article into its body and comments.)
 
 Layout of INDEX_DIR/segments/<name>/:
     segment.json    model, dimension, counts, the dense index kind, every file's sha256

@@ -54,12 +54,13 @@ def _summary(report: IngestReport) -> str:
     ]
     if report.published:
         lines.append(f"chunks: {report.chunks} in the index, {report.chunks_embedded} embedded")
-        lines.append(f"segments: {report.segments}" + (f" after {report.merges} merges" if report.merges else ""))
+        merged = f" after {report.merges} merge{'s' if report.merges > 1 else ''}" if report.merges else ""
+        lines.append(f"segments: {report.segments}{merged}")
         lines.append(f"published version {report.version} in {report.seconds:.1f} s")
     else:
         lines.append(
             f"index is up to date: 0 chunks embedded, version {report.version} "
-            f"({report.chunks} chunks) stays in service"
+            f"({report.chunks} chunks, segments: {report.segments}) stays in service"
         )
     return "\n".join(lines)
 

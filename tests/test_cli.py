@@ -28,9 +28,13 @@ def test_ingest_json_then_rerun_then_eval(tmp_path: Path) -> None:
     report = json.loads(first.stdout)
     assert {"added", "changed", "removed", "unchanged", "chunks_embedded", "seconds", "version"} <= set(report)
     assert report["added"] == 5 and report["chunks_embedded"] > 0
+    assert report["segments"] == 1 and report["merges"] == 0 and report["bytes_written"] > 0
+    assert {"model", "load", "chunk", "embed", "publish", "merge"} <= set(report["timings"])
 
     again = run("qa-ingest", str(SAMPLE_ARTICLES), "--index", str(index))
     assert again.returncode == 0 and "0 chunks embedded" in again.stdout
+    optimized = run("qa-ingest", str(SAMPLE_ARTICLES), "--index", str(index), "--optimize")
+    assert optimized.returncode == 0 and "segments: 1" in optimized.stdout  # one already: nothing to merge
 
     # Two questions the test writes: one the sample answers, one it cannot. The scores on the
     # shared evaluation set are reported in docs/quality.md, not asserted here.
