@@ -1,0 +1,129 @@
+"""Question latency after many single-article adds against the same articles fully merged
+(issue 15: "after 1,000 single-article adds, query latency is within 10% of a fully merged
+index").
+
+    .venv/bin/python -m bench.segment_latency [--base 10000] [--adds 1000] [--json out.json]
+
+A synthetic index of `--base` articles (bench/common.py: real SciFact sentences, vectors mixed
+from real embeddings) is published with the real store code, then `--adds` synthetic
+articles are published one at a time, each as its own version, with the merge policy run
+after each (what `qa-ingest` does, without embedding, so the adds take minutes, not hours).
+The index is then copied and the copy merged into one segment (`--optimize`). Both are
+searched by `Searcher.search` with the 300 SciFact claims, embedded by the real model, in
+three alternating rounds; medians of the rounds' p50 and p90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import (
+    CACHE,
+    Machine,
+    build_synthetic_index,
+    percentile,
+    scifact_queries,
+    seed_vectors,
+    synthetic_articles,
+    synthetic_vectors,
+)
+from index import merge, store
+from index.encoder import Encoder
+from index.records import Chunk
+from index.search import Searcher
+from index.settings import Settings
+from ingest.chunk import sha256
+from ingest.load import make_article
+from ingest.pipeline import chunking_params, dense_options
+
+
+def add_one_at_a_time(index_dir: Path, settings: Settings, adds: int, seeds: np.ndarray) -> list[float]:
+    """Publish `adds` articles, one version each, merging as the policy asks; seconds per add."""
+    seconds = []
+    options = dict(model=settings.model, chunking=chunking_params(settings), keep_versions=1,
+                   dense=dense_options(settings))
+    for i, (article_id, title, text, offsets) in enumerate(synthetic_articles(adds, seed=1)):
+        article = make_article(article_id, text, {"title": title})
+        chunks = [
+            Chunk(id=sha256(f"{article_id}\0{start}")[:24], article_id=article_id, text=text[start:end],
+                  start=start, end=end, section="body", speaker=None, text_hash=sha256(text[start:end]))
+            for start, end in offsets
+        ]
+        vectors = synthetic_vectors(len(chunks), seeds, seed=1_000 + i)
+        started = time.perf_counter()
+        with store.ingest_lock(index_dir):
+            base = store.open_for_update(index_dir, settings.model)
+            store.publish(index_dir, base=base, new=store.NewArticles([article], chunks, vectors), **options)
+            merge.run_merges(index_dir, **options)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def latency(searcher: Searcher, questions: list[str]) -> dict[str, float]:
+    for question in questions[:20]:
+        searcher.search(question, top_k=5)
+    times = []
+    for question in questions:
+        started = time.perf_counter()
+        searcher.search(question, top_k=5)
+        times.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": percentile(times, 50), "p90_ms": percentile(times, 90)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", type=int, default=10_000, help="articles before the adds")
+    parser.add_argument("--adds", type=int, default=1_000, help="single-article adds")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="qa-segment-latency-", dir=CACHE if CACHE.is_dir() else None))
+    try:
+        encoder = Encoder()
+        segmented, merged = work / "segmented", work / "merged"
+        settings = Settings(index_dir=segmented)
+        build_synthetic_index(segmented, args.base * 3)
+        adds = add_one_at_a_time(segmented, settings, args.adds, seed_vectors(encoder))
+        shutil.copytree(segmented, merged)
+        with store.ingest_lock(merged):
+            merge.run_merges(merged, model=settings.model, chunking=chunking_params(settings),
+                             keep_versions=1, dense=dense_options(settings), optimize=True)
+        searchers = {
+            name: Searcher(store.load_index(path), encoder, Settings(index_dir=path))
+            for name, path in (("segmented", segmented), ("merged", merged))
+        }
+        questions = scifact_queries(300)
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in searchers}
+        for _ in range(3):
+            for name, searcher in searchers.items():
+                rounds[name].append(latency(searcher, questions))
+        results = {
+            "machine": vars(Machine.describe()),
+            "base_articles": args.base,
+            "adds": args.adds,
+            "add_s_p50": round(percentile(adds, 50), 4),
+            "add_s_max": round(max(adds), 3),
+        }
+        for name, searcher in searchers.items():
+            results[name] = {
+                "segments": len(searcher.index.segments),
+                "chunks": searcher.index.live_chunks,
+                **{k: round(float(np.median([r[k] for r in rounds[name]])), 2) for k in ("p50_ms", "p90_ms")},
+            }
+        results["p50_ratio"] = round(results["segmented"]["p50_ms"] / results["merged"]["p50_ms"], 3)
+        print(json.dumps(results, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
