@@ -29,9 +29,6 @@ class ArticleView(Mapping[str, ArticleRecord]):
         self._position = {article_id: i for i, article_id in enumerate(self.ids)}
         self.dates = [owner[a][0].dates[owner[a][1]] for a in self.ids]
 
-    def position(self, article_id: str) -> int:
-        return self._position[article_id]
-
     def positions(self, article_ids: Sequence[str]) -> np.ndarray:
         """Each id's position, 0 for an id that is not live."""
         return np.array([self._position.get(a, 0) for a in article_ids], dtype=np.int64)
@@ -60,7 +57,6 @@ class ChunkView(Sequence[Chunk]):
         sizes = [len(table) for table in self._tables]
         self._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.live = np.concatenate(list(live) or [np.zeros(0, dtype=bool)])
-        self._articles = articles
 
         def joined(name: str) -> np.ndarray:
             return np.concatenate([getattr(t, name) for t in self._tables] or [np.zeros(0, dtype=object)])
@@ -78,10 +74,6 @@ class ChunkView(Sequence[Chunk]):
 
     def __len__(self) -> int:
         return len(self.live)
-
-    @property
-    def article_list(self) -> list[str]:
-        return self._articles.ids
 
     def _locate(self, row: int) -> tuple[ChunkTable, int]:
         if row < 0:
