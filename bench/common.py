@@ -183,6 +183,7 @@ def build_synthetic_index(index_dir: Path, n_chunks: int, *, dense_index: str = 
     loader gives them, so a later qa-ingest run sees them as unchanged."""
     from index import store
     from index.records import Chunk
+    from index.segment import SEGMENTS, read_segment_info
     from index.settings import Settings
     from ingest.chunk import sha256
     from ingest.load import make_article
@@ -213,6 +214,5 @@ def build_synthetic_index(index_dir: Path, n_chunks: int, *, dense_index: str = 
         manifest = store.publish(index_dir, base=None, new=store.NewArticles(articles, chunks, vectors),
                                  model=settings.model, chunking=chunking_params(settings), keep_versions=1,
                                  dense=dense_options(settings))
-    segment = index_dir / "segments" / manifest.segments[0]["name"] / "segment.json"
-    return {"chunks": len(chunks), "articles": len(articles), "publish_s": timer.seconds,
-            "dense": json.loads(segment.read_text(encoding="utf-8"))["dense"]}
+    info = read_segment_info(index_dir / SEGMENTS / manifest.segments[0]["name"])
+    return {"chunks": len(chunks), "articles": len(articles), "publish_s": timer.seconds, "dense": info.dense}

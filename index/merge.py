@@ -65,10 +65,10 @@ def segment_stats(index_dir: Path, manifest: store.Manifest) -> list[SegmentStat
     version_dir = index_dir / store.VERSIONS / manifest.version
     out = []
     for entry in manifest.segments:
-        article_index = np.load(index_dir / SEGMENTS / entry["name"] / "table" / "article.npy", mmap_mode="r")
-        dead = store.deleted_positions(version_dir, entry)
-        live = len(article_index) - int(np.isin(article_index, dead).sum()) if len(dead) else len(article_index)
-        out.append(SegmentStats(entry["name"], len(article_index), live))
+        path = index_dir / SEGMENTS / entry["name"]
+        rows = len(np.load(path / "table" / "article.npy", mmap_mode="r"))
+        live = store.live_chunk_count(path, store.deleted_positions(version_dir, entry))
+        out.append(SegmentStats(entry["name"], rows, live))
     return out
 
 
@@ -86,14 +86,11 @@ def merge(
     base = store.open_for_update(index_dir, expected_model=model)
     if base is None:
         raise ValueError("no index to merge")
-    version_dir = index_dir / store.VERSIONS / base.version
-    articles: list[ArticleRecord] = []
-    chunks: list[Chunk] = []
-    parts: list[np.ndarray] = []
+    # Each live article of the group with its chunks and their vectors, then in id order.
+    kept: list[tuple[ArticleRecord, list[Chunk], np.ndarray]] = []
     for name in group:
         segment = load_segment(index_dir / SEGMENTS / name, expected_model=model)
-        entry = next(e for e in base.manifest.segments if e["name"] == name)
-        dead = set(store.deleted_positions(version_dir, entry).tolist())
+        dead = set(base.deleted[name].tolist())
         table = segment.chunks
         order = np.argsort(table.article_index, kind="stable")
         bounds = np.searchsorted(table.article_index[order], np.arange(len(table.article_list) + 1))
@@ -103,21 +100,14 @@ def merge(
                 continue
             article = segment.articles[article_id]
             rows = order[bounds[position] : bounds[position + 1]]
-            articles.append(article)
-            chunks += [table.chunk_with_text(int(row), article.text) for row in rows]
-            parts.append(np.asarray(vectors[rows]))
-    ordering = sorted(range(len(articles)), key=lambda i: articles[i].id)
-    starts = np.cumsum([0] + [len(p) for p in parts])
-    by_article = [chunks[starts[i] : starts[i + 1]] for i in range(len(articles))]
-    dim = base.manifest.dim
+            pieces = [table.chunk_with_text(int(row), article.text) for row in rows]
+            kept.append((article, pieces, np.asarray(vectors[rows])))
+    kept.sort(key=lambda item: item[0].id)
+    chunks = [chunk for _, pieces, _ in kept for chunk in pieces]
+    vectors = np.concatenate([v for _, _, v in kept]) if kept else np.zeros((0, base.manifest.dim), np.float32)
     try:
         merged = write_segment(
-            index_dir,
-            [articles[i] for i in ordering],
-            [chunk for i in ordering for chunk in by_article[i]],
-            np.concatenate([parts[i] for i in ordering]) if parts else np.zeros((0, dim), dtype=np.float32),
-            model,
-            dense,
+            index_dir, [article for article, _, _ in kept], chunks, vectors, model, dense,
             trained=store.trained_ivf(index_dir, base, len(chunks), dense),
         )
     except OSError as exc:  # typically a full disk: the version before the merge stays served

@@ -278,7 +278,7 @@ def write_segment(
     model: str,
     dense: DenseOptions,
     trained: DenseIndex | None = None,
-) -> Segment:
+) -> SegmentInfo:
     """Write, verify and put in place a segment of `articles` (sorted by id) and their
     `chunks` (grouped by article in that order) with one vector per chunk."""
     if vectors.shape[0] != len(chunks):
@@ -319,7 +319,7 @@ def write_segment(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return load_segment(folder / name, expected_model=model, verify=False)
+    return info
 
 
 def read_segment_info(path: Path) -> SegmentInfo:

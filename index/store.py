@@ -178,10 +178,11 @@ def load_version_dir(
     deleted = [deleted_positions(version_dir, entry) for entry in manifest.segments]
     ordered = list(segments.values())
     articles = ArticleView(ordered, deleted)
-    live = [_live_rows(segment, dead) for segment, dead in zip(ordered, deleted)]
+    live = [live_rows(segment.chunks.article_index, dead) for segment, dead in zip(ordered, deleted)]
     chunks = ChunkView(ordered, live, articles)
-    dense = DenseSegments([s.dense for s in ordered], [None if m.all() else m for m in live])
-    lexical = LexicalIndex([s.lexical for s in ordered], [None if m.all() else m for m in live])
+    masks = [None if m.all() else m for m in live]  # None: nothing deleted, nothing to check
+    dense = DenseSegments([s.dense for s in ordered], masks)
+    lexical = LexicalIndex([s.lexical for s in ordered], masks)
     version = IndexVersion(
         path=version_dir, manifest=manifest, segments=segments, articles=articles, chunks=chunks,
         vectors=VectorRows(dense), dense=dense, lexical=lexical,
@@ -206,11 +207,17 @@ def deleted_positions(version_dir: Path, entry: Mapping[str, Any]) -> np.ndarray
         raise IndexCorruptError(f"deletions {version_dir / entry['deleted']} cannot be read: {exc}") from exc
 
 
-def _live_rows(segment: Segment, deleted_positions: np.ndarray) -> np.ndarray:
-    """One boolean per chunk row of `segment`: its article is not deleted."""
+def live_rows(article_index: np.ndarray, deleted_positions: Sequence[int] | np.ndarray) -> np.ndarray:
+    """One boolean per chunk row of a segment (`article_index`: each row's article position
+    in it): the row's article is not deleted."""
     if not len(deleted_positions):
-        return np.ones(len(segment.chunks), dtype=bool)
-    return ~np.isin(segment.chunks.article_index, deleted_positions)
+        return np.ones(len(article_index), dtype=bool)
+    return ~np.isin(article_index, deleted_positions)
+
+
+def live_chunk_count(segment_dir: Path, deleted_positions: Sequence[int] | np.ndarray) -> int:
+    article_index = np.load(segment_dir / "table" / "article.npy", mmap_mode="r")
+    return int(live_rows(article_index, deleted_positions).sum())
 
 
 def _manifest_for_model(version_dir: Path, expected_model: str | None) -> Manifest:
@@ -327,7 +334,7 @@ def publish(
     chunking: dict[str, Any],
     keep_versions: int = 3,
     dense: DenseOptions | None = None,
-    replace: tuple[Sequence[str], Segment] | None = None,
+    replace: tuple[Sequence[str], SegmentInfo] | None = None,
 ) -> Manifest:
     """Write a new version: `base`'s segments, `new` as one more segment, and `remove` (and
     every article of `new` that `base` holds) marked deleted where `base` holds them. With
@@ -374,10 +381,10 @@ def _write_version(
     name: str,
     index_dir: Path,
     base: UpdateBase | None,
-    added: Segment | None,
+    added: SegmentInfo | None,
     new: NewArticles | None,
     remove: Sequence[str],
-    replace: tuple[Sequence[str], Segment] | None,
+    replace: tuple[Sequence[str], SegmentInfo] | None,
     model: str,
     chunking: dict[str, Any],
 ) -> Manifest:
@@ -414,7 +421,7 @@ def _write_version(
             np.save(directory / entry["deleted"], np.asarray(dead, dtype=np.int32), allow_pickle=False)
         entries.append(entry)
         articles += info.counts["articles"] - len(dead)
-        chunks += _live_chunk_count(index_dir / SEGMENTS / segment, dead)
+        chunks += live_chunk_count(index_dir / SEGMENTS / segment, dead)
         dim = dim or info.dim
     manifest = Manifest(
         version=name,
@@ -438,13 +445,6 @@ def _check_version(directory: Path, manifest: Manifest) -> None:
         verify_files(directory, written.files)
     if written != manifest:
         raise IndexCorruptError(f"{directory / 'manifest.json'} does not read back as written")
-
-
-def _live_chunk_count(segment_dir: Path, dead: list[int]) -> int:
-    article_index = np.load(segment_dir / "table" / "article.npy", mmap_mode="r")
-    if not dead:
-        return len(article_index)
-    return int((~np.isin(article_index, dead)).sum())
 
 
 def trained_ivf(index_dir: Path, base: UpdateBase | None, n: int, dense: DenseOptions) -> DenseIndex | None:
