@@ -14,6 +14,7 @@ Synthetic data, and why it looks like this:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -21,9 +22,10 @@ import random
 import re
 import statistics
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +60,18 @@ class Machine:
             python=platform.python_version(),
             load_at_start=" ".join(f"{x:.2f}" for x in os.getloadavg()),
         )
+
+
+def run_sizes(sizes: str, measure: Callable[[int], Any], json_path: Path | None) -> int:
+    """`measure(n)` (a dataclass) for each of the comma-separated `sizes`: each printed as a
+    JSON line as it is done, all written to `json_path` at the end."""
+    results = []
+    for n in [int(x) for x in sizes.split(",")]:
+        results.append(asdict(measure(n)))
+        print(json.dumps(results[-1]), flush=True)
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2))
+    return 0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -176,11 +190,18 @@ def write_jsonl_articles(path: Path, n_articles: int, seed: int = 0) -> None:
             handle.write(json.dumps({"id": article_id, "title": title, "text": text}) + "\n")
 
 
+# Articles per publish when building a synthetic index: a million articles published at once
+# needed more than this machine's 24 GB (every article, chunk, vector and BM25 token list in
+# memory together); a larger archive is then several segments, as one grown over time is.
+BATCH_ARTICLES = 250_000
+
+
 def build_synthetic_index(index_dir: Path, n_chunks: int, *, dense_index: str = "auto", articles_dir: Path | None = None) -> dict:
     """Publish a synthetic index of `n_chunks` chunks (no embedding) with the real store code:
-    the same files, checksums, BM25 and FAISS building as qa-ingest. With `articles_dir`, the
-    articles are also written there as `synthetic.jsonl`, with the content hashes qa-ingest's
-    loader gives them, so a later qa-ingest run sees them as unchanged."""
+    the same files, checksums, BM25 and FAISS building as qa-ingest, one segment per
+    BATCH_ARTICLES articles. With `articles_dir`, the articles are also written there as
+    `.jsonl` files, with the content hashes qa-ingest's loader gives them, so a later
+    qa-ingest run sees them as unchanged."""
     from index import store
     from index.records import Chunk
     from index.segment import SEGMENTS, read_segment_info
@@ -191,28 +212,37 @@ def build_synthetic_index(index_dir: Path, n_chunks: int, *, dense_index: str = 
 
     settings = Settings(index_dir=index_dir, dense_index=dense_index)
     n_articles = -(-n_chunks // PASSAGES_PER_ARTICLE)
-    articles, chunks = [], []
-    for article_id, title, text, offsets in synthetic_articles(n_articles):
-        article = make_article(article_id, text, {"title": title})
-        articles.append(article)
-        for start, end in offsets:
-            piece = text[start:end]
-            chunks.append(Chunk(id=sha256(f"{article_id}\0{start}\0{piece}")[:24], article_id=article_id,
-                                text=piece, start=start, end=end, section="body", speaker=None,
-                                text_hash=sha256(piece)))
-    chunks = chunks[:n_chunks]
-    if articles_dir is not None:
-        articles_dir.mkdir(parents=True, exist_ok=True)
-        # Files of 5,000 articles (~9 MB): qa-ingest skips files over QA_MAX_ARTICLE_BYTES (20 MB).
-        for lo in range(0, len(articles), 5000):
-            with (articles_dir / f"synthetic-{lo // 5000:04d}.jsonl").open("w", encoding="utf-8") as handle:
-                for article in articles[lo : lo + 5000]:
-                    handle.write(json.dumps({"id": article.id, "title": article.title, "text": article.text}) + "\n")
-    vectors = synthetic_vectors(len(chunks), seed_vectors())
-    articles.sort(key=lambda a: a.id)
-    with Timer() as timer, store.ingest_lock(index_dir):
-        manifest = store.publish(index_dir, base=None, new=store.NewArticles(articles, chunks, vectors),
-                                 model=settings.model, chunking=chunking_params(settings), keep_versions=1,
-                                 dense=dense_options(settings))
+    generated = synthetic_articles(n_articles)
+    seeds = seed_vectors()
+    publish_s, total_chunks, manifest = 0.0, 0, None
+    for batch, first in enumerate(range(0, n_articles, BATCH_ARTICLES)):
+        articles, chunks = [], []
+        for article_id, title, text, offsets in itertools.islice(generated, BATCH_ARTICLES):
+            article = make_article(article_id, text, {"title": title})
+            articles.append(article)
+            for start, end in offsets:
+                piece = text[start:end]
+                chunks.append(Chunk(id=sha256(f"{article_id}\0{start}\0{piece}")[:24], article_id=article_id,
+                                    text=piece, start=start, end=end, section="body", speaker=None,
+                                    text_hash=sha256(piece)))
+        chunks = chunks[: n_chunks - total_chunks]
+        total_chunks += len(chunks)
+        if articles_dir is not None:
+            articles_dir.mkdir(parents=True, exist_ok=True)
+            # Files of 5,000 articles (~9 MB): qa-ingest skips files over QA_MAX_ARTICLE_BYTES (20 MB).
+            for lo in range(0, len(articles), 5000):
+                with (articles_dir / f"synthetic-{(first + lo) // 5000:04d}.jsonl").open("w", encoding="utf-8") as handle:
+                    for article in articles[lo : lo + 5000]:
+                        handle.write(json.dumps({"id": article.id, "title": article.title, "text": article.text}) + "\n")
+        vectors = synthetic_vectors(len(chunks), seeds, seed=batch)
+        articles.sort(key=lambda a: a.id)
+        with Timer() as timer, store.ingest_lock(index_dir):
+            manifest = store.publish(index_dir, base=store.open_for_update(index_dir),
+                                     new=store.NewArticles(articles, chunks, vectors),
+                                     model=settings.model, chunking=chunking_params(settings), keep_versions=1,
+                                     dense=dense_options(settings))
+        publish_s += timer.seconds
+        del articles, chunks, vectors
     info = read_segment_info(index_dir / SEGMENTS / manifest.segments[0]["name"])
-    return {"chunks": len(chunks), "articles": len(articles), "publish_s": timer.seconds, "dense": info.dense}
+    return {"chunks": total_chunks, "articles": n_articles, "publish_s": publish_s, "dense": info.dense,
+            "segments": len(manifest.segments)}

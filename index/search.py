@@ -87,9 +87,7 @@ class Searcher:
         self._comment_bonus = np.where(self._sections == COMMENT, COMMENT_BONUS, 0.0).astype(
             np.float32
         )
-        dates = np.empty(len(index.articles.dates), dtype=object)
-        dates[:] = index.articles.dates
-        self._dates = dates[table.article_index]
+        self._dates = index.articles.dates[table.article_index]
 
     @property
     def version(self) -> str:

@@ -6,6 +6,8 @@ confused with ingest/segment.py, which splits an article into its body and comme
 Layout of INDEX_DIR/segments/<name>/:
     segment.json    model, dimension, counts, the dense index kind, every file's sha256
     articles.jsonl  the segment's articles, sorted by id (ArticleStore)
+    keys/           the same articles' ids and content hashes as fixed-width byte arrays
+                    (ArticleKeys): what an update looks an article up in, memory-mapped
     table/          per-chunk columns (ChunkTable)
     vectors.npy     the chunks' vectors, for merges (serving reads dense.faiss)
     dense.faiss     FAISS index of the vectors: exact when small, IVF when large
@@ -69,9 +71,43 @@ class SegmentInfo:
     counts: dict[str, int]  # articles, chunks
     dense: dict[str, Any]  # FAISS index kind and setting
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
-    # [id, content hash] of each article, in position order: what an update diffs against,
-    # without reading articles.jsonl.
-    articles: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ArticleKeys:
+    """A segment's article ids (sorted, as ASCII bytes) and content hashes, by position.
+    Memory-mapped: finding one article is a binary search, so an update that names its
+    articles reads a few pages of a million-article segment, not all of it."""
+
+    ids: np.ndarray  # dtype S: sorted
+    hashes: np.ndarray  # dtype S64: hex sha256
+
+    def find(self, article_id: str) -> int | None:
+        """The article's position in this segment, or None."""
+        key = article_id.encode("ascii")
+        at = int(np.searchsorted(self.ids, key))
+        return at if at < len(self.ids) and self.ids[at] == key else None
+
+    @classmethod
+    def load(cls, segment_dir: Path) -> ArticleKeys:
+        folder = segment_dir / "keys"
+        try:
+            keys = cls(np.load(folder / "ids.npy", mmap_mode="r"), np.load(folder / "hashes.npy", mmap_mode="r"))
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(f"article keys in {folder} cannot be read: {exc}") from exc
+        if len(keys.ids) != len(keys.hashes):
+            raise IndexCorruptError(f"article keys in {folder} differ in length")
+        return keys
+
+    @staticmethod
+    def write(folder: Path, articles: Sequence[ArticleRecord]) -> None:
+        ids = np.array([a.id.encode("ascii") for a in articles], dtype=bytes)
+        if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+            raise ValueError("a segment's articles must be sorted by id, without duplicates")
+        folder.mkdir()
+        np.save(folder / "ids.npy", ids, allow_pickle=False)
+        np.save(folder / "hashes.npy", np.array([a.content_hash.encode("ascii") for a in articles], dtype="S64"),
+                allow_pickle=False)
 
 
 class ArticleStore(Mapping[str, ArticleRecord]):
@@ -101,10 +137,15 @@ class ArticleStore(Mapping[str, ArticleRecord]):
         self.ids = ids
         self._offsets = np.asarray(offsets, dtype=np.int64)
         self._position = {article_id: i for i, article_id in enumerate(ids)}
-        self.dates = dates
+        # Object arrays (sharing the strings above), for views joined across segments.
+        self.id_array = np.empty(len(ids), dtype=object)
+        self.id_array[:] = ids
+        self.dates = np.empty(len(dates), dtype=object)
+        self.dates[:] = dates
 
-    def position(self, article_id: str) -> int:
-        return self._position[article_id]
+    def find(self, article_id: str) -> int | None:
+        """The article's position in this segment, or None."""
+        return self._position.get(article_id)
 
     def __getitem__(self, article_id: str) -> ArticleRecord:
         with self._lock:
@@ -156,9 +197,7 @@ class ChunkTable(Sequence[Chunk]):
             raise ValueError(f"chunk table columns in {directory} differ in length")
         if n and (self.article_index.max() >= len(articles) or self._speaker_codes.max() >= len(names)):
             raise ValueError(f"chunk table in {directory} points past its articles or speakers")
-        ids = np.empty(len(articles.ids), dtype=object)
-        ids[:] = articles.ids
-        self.article_ids = ids[self.article_index]
+        self.article_ids = articles.id_array[self.article_index]
         speakers = np.empty(len(self._speaker_names), dtype=object)
         speakers[:] = self._speaker_names  # code -1 (no speaker) indexes the trailing None
         self.speakers = speakers[self._speaker_codes]
@@ -293,6 +332,7 @@ def write_segment(
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         # vars(), not asdict(): the fields are plain values, and asdict's deep copy was seconds at 100k articles.
         write_jsonl(tmp / "articles.jsonl", [vars(a) for a in articles])
+        ArticleKeys.write(tmp / "keys", articles)
         write_table(tmp / "table", articles, chunks)
         np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
         kind = choose_kind(len(vectors), dense.setting, dense.ann_min_chunks)
@@ -308,7 +348,6 @@ def write_segment(
             counts={"articles": len(articles), "chunks": len(chunks)},
             dense={"kind": dense_index.kind, "setting": dense.setting},
             files=checksum_files(tmp),
-            articles=[[a.id, a.content_hash] for a in articles],
         )
         del dense_index
         write_json(tmp / "segment.json", asdict(info))
@@ -351,11 +390,14 @@ def load_segment(path: Path, expected_model: str | None = None, verify: bool = T
         raise IndexCorruptError(f"segment {path} cannot be read: {exc}") from exc
     expected = (info.counts.get("articles"), info.counts.get("chunks"))
     found = (len(articles), len(chunks))
-    if found != expected or dense.size != len(chunks) or len(lexical) != len(chunks):
+    keys = ArticleKeys.load(path)
+    same_keys = len(keys.ids) == len(articles) and bool(np.array_equal(keys.ids, np.array(articles.ids, dtype=bytes)))
+    if found != expected or dense.size != len(chunks) or len(lexical) != len(chunks) or not same_keys:
         raise IndexCorruptError(
             f"segment {path} is inconsistent: segment.json says {expected[0]} articles and "
             f"{expected[1]} chunks; found {found[0]} articles, {found[1]} chunks, a dense index "
             f"of {dense.size} and postings of {len(lexical)}"
+            + ("" if same_keys else "; its article keys do not match articles.jsonl")
         )
     return Segment(info, path, articles, chunks, dense, lexical)
 

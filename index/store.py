@@ -14,7 +14,9 @@ rewritten. A version is written under a temporary name, verified, renamed into p
 only then does CURRENT move; a crash at any point leaves the previous version served.
 Segments that no kept version names are removed by `prune`.
 
-Format 4 (issue 15) brought segments; format 3 BM25 postings with collection statistics
+Format 5 keeps each segment's article ids and hashes as memory-mapped arrays (keys/), so an
+update that names its articles does not read every id; format 4 (issue 15) brought segments;
+format 3 BM25 postings with collection statistics
 (index/lexical.py). An older index is rebuilt by the next qa-ingest from its vector cache.
 """
 
@@ -50,6 +52,7 @@ from index.records import ArticleRecord, Chunk
 from index.segment import (
     SEGMENTS,
     TMP_PREFIX,
+    ArticleKeys,
     DenseOptions,
     Segment,
     SegmentInfo,
@@ -63,7 +66,7 @@ from index.segment import (
 )
 from index.views import ArticleView, ChunkView, VectorRows
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 CURRENT = "CURRENT"
 VERSIONS = "versions"
 _VERSION_RE = re.compile(r"^v(\d{6})-\d{8}T\d{6}Z$")
@@ -108,9 +111,8 @@ class IndexVersion:
     @functools.cached_property
     def chunk_counts(self) -> dict[str, int]:
         """Live chunks per article id."""
-        index = self.chunks.article_index[self.chunks.live]
-        counts = np.bincount(index, minlength=len(self.articles.ids))
-        return {a: int(c) for a, c in zip(self.articles.ids, counts) if c}
+        counts = np.bincount(self.chunks.article_index[self.chunks.live], minlength=len(self.articles.id_array))
+        return dict(zip(self.articles.id_array[counts > 0].tolist(), counts[counts > 0].tolist()))
 
 
 def current_version_name(index_dir: Path) -> str | None:
@@ -233,19 +235,41 @@ def _manifest_for_model(version_dir: Path, expected_model: str | None) -> Manife
 
 @dataclass
 class UpdateBase:
-    """What an update needs from the served version: its manifest and, for each live
-    article, its content hash and where it is (read from segment.json files: no dense index,
-    postings or article text is opened)."""
+    """What an update needs from the served version: its manifest, each segment's
+    segment.json, article keys (memory-mapped) and deleted positions. No dense index,
+    postings or article text is opened, and nothing is read per article until asked."""
 
     manifest: Manifest
-    hashes: dict[str, str]  # live article id -> content hash
-    holders: dict[str, tuple[str, int]]  # live article id -> (segment name, position in it)
-    deleted: dict[str, np.ndarray]  # segment name -> deleted article positions
     infos: dict[str, SegmentInfo]  # segment name -> its segment.json
+    keys: dict[str, ArticleKeys]  # segment name -> its article ids and hashes
+    deleted: dict[str, np.ndarray]  # segment name -> deleted article positions
 
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    def find(self, article_id: str) -> tuple[str, int, str] | None:
+        """(segment, position, content hash) of the live copy of `article_id`, or None."""
+        for name, keys in reversed(self.keys.items()):  # the newest copy, as ArticleView
+            position = keys.find(article_id)
+            if position is not None and position not in self._dead[name]:
+                return name, position, keys.hashes[position].decode("ascii")
+        return None
+
+    @functools.cached_property
+    def _dead(self) -> dict[str, set[int]]:
+        return {name: set(dead.tolist()) for name, dead in self.deleted.items()}
+
+    @functools.cached_property
+    def hashes(self) -> dict[str, str]:
+        """Live article id -> content hash, for every article (what a folder diff needs)."""
+        out: dict[str, str] = {}
+        for name, keys in self.keys.items():
+            live = np.ones(len(keys.ids), dtype=bool)
+            live[self.deleted[name]] = False
+            out.update(zip(np.char.decode(keys.ids[live], "ascii").tolist(),
+                           np.char.decode(keys.hashes[live], "ascii").tolist()))
+        return out
 
 
 def open_for_update(index_dir: Path, expected_model: str | None = None) -> UpdateBase | None:
@@ -256,22 +280,21 @@ def open_for_update(index_dir: Path, expected_model: str | None = None) -> Updat
     manifest = _manifest_for_model(version_dir, expected_model)
     if manifest.files:
         verify_files(version_dir, manifest.files)
-    hashes: dict[str, str] = {}
-    holders: dict[str, tuple[str, int]] = {}
-    deleted: dict[str, np.ndarray] = {}
     infos: dict[str, SegmentInfo] = {}
+    keys: dict[str, ArticleKeys] = {}
+    deleted: dict[str, np.ndarray] = {}
+    live = 0
     for entry in manifest.segments:
-        info = infos[entry["name"]] = read_segment_info(index_dir / SEGMENTS / entry["name"])
-        dead = deleted_positions(version_dir, entry)
-        deleted[entry["name"]] = dead
-        dead_set = set(dead.tolist())
-        for position, (article_id, content_hash) in enumerate(info.articles):
-            if position not in dead_set:
-                hashes[article_id] = content_hash
-                holders[article_id] = (entry["name"], position)
-    if len(hashes) != manifest.counts.get("articles"):
+        segment_dir = index_dir / SEGMENTS / entry["name"]
+        info = infos[entry["name"]] = read_segment_info(segment_dir)
+        keys[entry["name"]] = ArticleKeys.load(segment_dir)
+        deleted[entry["name"]] = dead = deleted_positions(version_dir, entry)
+        if len(keys[entry["name"]].ids) != info.counts["articles"] or (len(dead) and dead.max() >= info.counts["articles"]):
+            raise IndexCorruptError(f"segment {segment_dir}: its article keys or deletions do not match segment.json")
+        live += info.counts["articles"] - len(np.unique(dead))
+    if live != manifest.counts.get("articles"):
         raise IndexCorruptError(f"index version {version_dir}: its segments do not hold its articles")
-    return UpdateBase(manifest, hashes, holders, deleted, infos)
+    return UpdateBase(manifest, infos, keys, deleted)
 
 
 def _package_versions() -> dict[str, str]:
@@ -397,7 +420,7 @@ def _write_version(
         order.insert(at, merged.name)
         deleted[merged.name] = set()
     for article_id in list(remove) + ([a.id for a in new.articles] if new else []):
-        held = base.holders.get(article_id) if base else None
+        held = base.find(article_id) if base else None
         if held is not None and held[0] in deleted:
             deleted[held[0]].add(held[1])
     if added is not None:

@@ -1,4 +1,6 @@
-"""`qa-ingest ARTICLES_DIR --index INDEX_DIR [--json]`"""
+"""`qa-ingest ARTICLES_DIR --index INDEX_DIR [--json]`: bring the index in line with a folder.
+`qa-ingest FILE... [--remove ID]... --index INDEX_DIR`: add or replace the articles in the
+files named, remove the ids named, and read nothing else."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import sys
 from pathlib import Path
 
 from index.cli import run_cli
+from index.errors import IngestError
 from index.settings import Settings
-from ingest.pipeline import IngestReport, run_ingest
+from ingest.pipeline import IngestReport, run_ingest, run_update
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,7 +22,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Turn a folder of articles (.txt, .md, .html, .jsonl) into a searchable "
         "index, embedding only what changed since the last run.",
     )
-    parser.add_argument("articles_dir", type=Path, help="folder of articles")
+    parser.add_argument(
+        "articles", type=Path, nargs="*",
+        help="folder of articles (the index follows it: new, changed and removed files), or "
+        "article files to add or replace without reading the rest of the folder",
+    )
+    parser.add_argument(
+        "--remove", action="append", default=[], metavar="ID",
+        help="remove this article from the index (repeatable; with files or alone)",
+    )
     parser.add_argument("--index", type=Path, help="index folder (default: $QA_INDEX_DIR or data/index)")
     parser.add_argument("--model", help="sentence-transformers model name or path (default: $QA_MODEL)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the result")
@@ -37,9 +48,19 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-        report = run_ingest(
-            args.articles_dir, settings, progress=False if args.quiet else None, optimize=args.optimize
-        )
+        progress = False if args.quiet else None
+        missing = [str(p) for p in args.articles if not p.exists()]
+        if missing:
+            raise IngestError(f"{', '.join(missing)} does not exist (give an articles folder or article files)")
+        folders = [p for p in args.articles if p.is_dir()]
+        if folders and (len(args.articles) > 1 or args.remove):
+            raise IngestError("give one articles folder, or article files and --remove ids, not both")
+        if folders:
+            report = run_ingest(folders[0], settings, progress=progress, optimize=args.optimize)
+        elif args.articles or args.remove:
+            report = run_update(args.articles, settings, remove=args.remove, progress=progress, optimize=args.optimize)
+        else:
+            raise IngestError("give an articles folder, article files, or --remove ID")
         print(json.dumps(report.to_json()) if args.json else _summary(report))
         return 0
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,10 +60,20 @@ def make_article(article_id: str, text: str, metadata: dict[str, Any]) -> Articl
 
 def load_folder(folder: Path, max_bytes: int = 20_000_000) -> LoadResult:
     """Every supported file directly in `folder` (sorted, so ids and order are stable)."""
+    return load_paths(
+        [p for p in sorted(folder.iterdir())
+         if not p.name.startswith(".") and p.is_file() and not p.name.endswith(META_SUFFIX)],
+        max_bytes,
+    )
+
+
+def load_paths(paths: Sequence[Path], max_bytes: int = 20_000_000) -> LoadResult:
+    """The articles in the files `paths`; a file that cannot be read is skipped with the reason."""
     result = LoadResult()
     seen: dict[str, str] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file() or path.name.endswith(META_SUFFIX):
+    for path in paths:
+        if not path.is_file():
+            result.skipped.append(Skipped(str(path), "no such file"))
             continue
         if path.suffix.lower() not in SUPPORTED:
             result.skipped.append(Skipped(str(path), f"unsupported file type {path.suffix!r}"))

@@ -1,13 +1,14 @@
-"""Incremental ingest: diff the folder against the served version, process only what changed
-(new and changed articles become one new segment, removed and replaced ones are marked
-deleted), publish a complete new version, then merge segments as the policy asks."""
+"""Incremental ingest: diff the folder (`run_ingest`), or the files and ids an editor names
+(`run_update`), against the served version, process only what changed (new and changed
+articles become one new segment, removed and replaced ones are marked deleted), publish a
+complete new version, then merge segments as the policy asks."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from index.settings import Settings
 from ingest.chunk import Chunker
 from ingest.clean import clean
 from ingest.embed import VectorCache, embed_chunks
-from ingest.load import Skipped, load_folder
+from ingest.load import LoadResult, Skipped, load_folder, load_paths
 from ingest.segment import segment
 
 log = logging.getLogger("ingest")
@@ -103,22 +104,85 @@ def run_ingest(
         raise IngestError(f"articles folder {articles_dir} does not exist or is not a folder")
     with _timed(timings, "load"):
         loaded = load_folder(articles_dir, settings.max_article_bytes)
-    for skipped in loaded.skipped:
-        log.warning("skipped %s: %s", skipped.source, skipped.reason)
     if not loaded.articles:
         raise IngestError(
             f"no articles found in {articles_dir} ({len(loaded.skipped)} files skipped); "
             "supported: .txt, .md, .html, .jsonl"
         )
+
+    def diff(base: store.UpdateBase | None, reason: str | None) -> IngestReport:
+        if reason:
+            log.info("rebuilding every article: %s", reason)
+        report = _diff(loaded.articles, base)
+        report.rebuild_reason = reason
+        return report
+
+    return _ingest(settings, loaded, diff, encoder, progress, on_progress, optimize, started, timings)
+
+
+def run_update(
+    paths: Sequence[Path],
+    settings: Settings,
+    encoder: Encoder | None = None,
+    remove: Sequence[str] = (),
+    progress: bool | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    optimize: bool = False,
+    missing_ok: bool = False,
+) -> IngestReport:
+    """Add or replace the articles in the files `paths` and remove the articles `remove`,
+    without reading the rest of the articles folder: the cost follows the change, not the
+    archive. Everything else is as `run_ingest` (the same segments, publish and merges).
+    An id in `remove` that the index does not hold is an error, unless `missing_ok`."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    with _timed(timings, "load"):
+        loaded = load_paths(paths, settings.max_article_bytes)
+    if paths and not loaded.articles:
+        raise IngestError(f"no article could be read from {', '.join(map(str, paths))}: "
+                          + "; ".join(f"{s.source}: {s.reason}" for s in loaded.skipped))
+    both = sorted(set(remove) & {a.id for a in loaded.articles})
+    if both:
+        raise IngestError(f"asked to add and to remove the same articles: {', '.join(both)}")
+
+    def diff(base: store.UpdateBase | None, reason: str | None) -> IngestReport:
+        if reason:
+            raise IngestError(f"every article must be rebuilt ({reason}): run qa-ingest over the whole articles folder")
+        report = IngestReport()
+        for article in loaded.articles:
+            held = base.find(article.id) if base else None
+            kind = report.added if held is None else report.unchanged if held[2] == article.content_hash else report.changed
+            kind.append(article.id)
+        unknown = {a for a in remove if base is None or base.find(a) is None}
+        if unknown and not missing_ok:
+            raise IngestError(f"not in the index, so not removed: {', '.join(sorted(unknown))}")
+        report.removed = sorted(set(remove) - unknown)
+        return report
+
+    return _ingest(settings, loaded, diff, encoder, progress, on_progress, optimize, started, timings)
+
+
+def _ingest(
+    settings: Settings,
+    loaded: LoadResult,
+    diff: Callable[[store.UpdateBase | None, str | None], IngestReport],
+    encoder: Encoder | None,
+    progress: bool | None,
+    on_progress: Callable[[str, int, int], None] | None,
+    optimize: bool,
+    started: float,
+    timings: dict[str, float],
+) -> IngestReport:
+    """Under the ingest lock: `diff` the loaded articles against the served version, embed
+    and publish what it says changed, then merge as the policy asks."""
+    for skipped in loaded.skipped:
+        log.warning("skipped %s: %s", skipped.source, skipped.reason)
     index_dir = settings.index_dir
     with store.ingest_lock(index_dir):
         existing = _written(index_dir)
         base, reason = _previous_version(index_dir, settings)
-        report = _diff(loaded.articles, base)
+        report = diff(base, reason)
         report.skipped = loaded.skipped
-        report.rebuild_reason = reason
-        if reason:
-            log.info("rebuilding every article: %s", reason)
         manifest = base.manifest if base else None
         if base is None or report.added or report.changed or report.removed:
             fresh = {*report.added, *report.changed}
@@ -202,8 +266,8 @@ def dense_options(settings: Settings) -> store.DenseOptions:
 def _previous_version(index_dir: Path, settings: Settings) -> tuple[store.UpdateBase | None, str | None]:
     """The served version if its articles can be kept, else None and why not.
 
-    Only its manifest and its segments' article lists are read: loading FAISS and BM25 (and
-    checking their checksums) just to add an article cost seconds at 100k articles."""
+    Only its manifest, segment.json files and article keys are opened: loading FAISS and BM25
+    (and checking their checksums) just to add an article cost seconds at 100k articles."""
     try:
         manifest = store.current_manifest(index_dir)
         if manifest is None:

@@ -202,7 +202,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
             )
         _refuse_bundled(service, article_id)
         await run_in_threadpool(_locked, service, save)
-        return _accepted(service.jobs.submit(f"article {article_id} added or replaced"), article_id)
+        return _accepted(service.jobs.submit(f"article {article_id} added or replaced", article_id), article_id)
 
     @app.delete(
         "/articles/{article_id}", status_code=202, response_model=JobAccepted, responses=ADMIN_ERRORS,
@@ -213,7 +213,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
         _refuse_bundled(service, article_id)
         if not _locked(service, partial(article_files.delete_article, service.settings.articles_dir, article_id)):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article {article_id!r} in the articles folder")
-        return _accepted(service.jobs.submit(f"article {article_id} deleted"), article_id)
+        return _accepted(service.jobs.submit(f"article {article_id} deleted", article_id), article_id)
 
     @app.post(
         "/admin/reindex", status_code=202, response_model=JobAccepted, responses=ADMIN_ERRORS,

@@ -1,7 +1,9 @@
 """Background ingest jobs: one at a time, in a worker thread, with progress and result.
 
-The service never re-implements ingestion: a job is `ingest.pipeline.run_ingest` over the
-articles folder, so the API and `qa-ingest` build identical versions. A second `qa-ingest`
+The service never re-implements ingestion: a reindex job is `ingest.pipeline.run_ingest` over
+the articles folder, and a job for one article (POST or DELETE /articles) is `run_update` with
+that article's files, which reads nothing else of the folder; the API and `qa-ingest` build
+identical versions. A second `qa-ingest`
 running at the same moment is refused by the ingest lock, and the job reports that.
 """
 
@@ -20,7 +22,9 @@ from typing import Any, Literal
 from index.encoder import Encoder
 from index.errors import QAError
 from index.settings import Settings
-from ingest.pipeline import IngestReport, run_ingest
+from ingest.load import META_SUFFIX
+from ingest.pipeline import IngestReport, run_ingest, run_update
+from qa_service.articles import files_of
 
 log = logging.getLogger("qa_service")
 
@@ -57,7 +61,9 @@ class JobRunner:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
 
-    def submit(self, reason: str) -> Job:
+    def submit(self, reason: str, article_id: str | None = None) -> Job:
+        """Queue a job: bring the index in line with the whole articles folder, or with
+        `article_id`'s own files only (gone: the article is removed)."""
         job = Job(id=uuid.uuid4().hex[:16], reason=reason)
         with self._lock:
             self._jobs[job.id] = job
@@ -66,7 +72,7 @@ class JobRunner:
                 if oldest.status in ("queued", "running"):
                     break
                 self._jobs.popitem(last=False)
-        self._executor.submit(self._run, job)
+        self._executor.submit(self._run, job, article_id)
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -88,17 +94,20 @@ class JobRunner:
 
         return update
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, article_id: str | None) -> None:
         job.status, job.started, job.stage = "running", time.time(), "loading"
         report, outcome = None, "failed"
+        folder = self._settings.articles_dir
+        options: dict[str, Any] = {"encoder": self._encoder, "progress": False, "on_progress": self._progress(job)}
         try:
-            report = run_ingest(
-                self._settings.articles_dir,
-                self._settings,
-                encoder=self._encoder,
-                progress=False,
-                on_progress=self._progress(job),
-            )
+            if article_id is None:
+                report = run_ingest(folder, self._settings, **options)
+            else:
+                # The files as they are when the job runs: a later POST or DELETE of the same
+                # article may have changed them since this job was queued.
+                paths = [p for p in files_of(folder, article_id) if not p.name.endswith(META_SUFFIX)]
+                report = run_update(paths, self._settings, remove=[] if paths else [article_id],
+                                    missing_ok=True, **options)
             job.result = report.to_json()
             outcome = "succeeded"
         except QAError as exc:

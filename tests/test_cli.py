@@ -36,6 +36,15 @@ def test_ingest_json_then_rerun_then_eval(tmp_path: Path) -> None:
     optimized = run("qa-ingest", str(SAMPLE_ARTICLES), "--index", str(index), "--optimize")
     assert optimized.returncode == 0 and "segments: 1" in optimized.stdout  # one already: nothing to merge
 
+    # An editor's update names its article: the file to add, then the id to remove.
+    clinic = tmp_path / "clinic.txt"
+    clinic.write_text("The Riverside clinic opened a walk-in service for night-shift workers.\n")
+    named = run("qa-ingest", str(clinic), "--index", str(index), "--json")
+    assert named.returncode == 0, named.stderr
+    assert (json.loads(named.stdout)["added"], json.loads(named.stdout)["unchanged"]) == (1, 0)
+    removed = run("qa-ingest", "--remove", "clinic", "--index", str(index))
+    assert removed.returncode == 0 and "0 added, 0 changed, 1 removed" in removed.stdout, removed.stderr
+
     # Two questions the test writes: one the sample answers, one it cannot. The scores on the
     # shared evaluation set are reported in docs/quality.md, not asserted here.
     questions = tmp_path / "questions.jsonl"
@@ -70,6 +79,10 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
     missing = run("qa-ingest", str(tmp_path / "nope"), "--index", str(tmp_path / "index"))
     assert missing.returncode == 1
     assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    unknown = run("qa-ingest", "--remove", "no-such-article", "--index", str(tmp_path / "index"))
+    assert unknown.returncode == 1 and "not in the index" in unknown.stderr
+    mixed = run("qa-ingest", str(tmp_path), "--remove", "x", "--index", str(tmp_path / "index"))
+    assert mixed.returncode == 1 and "not both" in mixed.stderr
 
     no_index = run("qa-ask", "anything", "--index", str(tmp_path / "empty"))
     assert no_index.returncode == 1

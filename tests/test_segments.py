@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from index.encoder import Encoder
+from index.errors import IngestError
 from index.merge import SEGMENTS_PER_TIER
 from index.search import Searcher
 from index.segment import SEGMENTS
 from index.settings import Settings
 from index.store import VERSIONS, current_version_name, load_index
-from ingest.pipeline import IngestReport, run_ingest
+from ingest.pipeline import IngestReport, run_ingest, run_update
 
 QUESTIONS = [
     "who argues against means-testing?",
@@ -134,3 +137,40 @@ def test_merges_keep_the_answers_and_optimize_leaves_one_segment(
     assert index.live_chunks == len(index.chunks)  # the deleted rows are gone
     # Only the segment the one kept version names is left on disk.
     assert [p.name for p in (index_dir / SEGMENTS).iterdir()] == [_manifest(index_dir)["segments"][0]["name"]]
+
+
+def test_updates_naming_their_articles_give_the_index_a_folder_run_gives(
+    articles_copy: Path, tmp_path: Path, encoder: Encoder
+) -> None:
+    index_dir = tmp_path / "index"
+    settings = Settings(index_dir=index_dir, keep_versions=1)
+    ingest(articles_copy, index_dir, encoder)
+    clinic = articles_copy / "riverside.txt"
+    clinic.write_text(CLINIC, encoding="utf-8")
+    assert run_update([clinic], settings, encoder, progress=False).added == ["riverside"]
+    version = current_version_name(index_dir)
+    unchanged = run_update([clinic], settings, encoder, progress=False)
+    assert (unchanged.unchanged, unchanged.published, current_version_name(index_dir)) == (["riverside"], False, version)
+
+    # Replace the clinic's story and remove the shortest article, both by name.
+    counts = load_index(index_dir).chunk_counts
+    shortest = min((a for a in counts if a != "riverside"), key=counts.get)
+    clinic.write_text(CLINIC.replace("forty", "fifty"), encoding="utf-8")
+    report = run_update([clinic], settings, encoder, remove=[shortest], progress=False)
+    assert (report.changed, report.removed) == (["riverside"], [shortest]) and report.chunks_embedded > 0
+    assert report.bytes_written < 1_000_000 and report.timings["load"] < 1.0
+
+    with pytest.raises(IngestError, match="not in the index"):
+        run_update([], settings, encoder, remove=["no-such-article"], progress=False)
+    with pytest.raises(IngestError, match="no article could be read"):
+        run_update([tmp_path / "missing.txt"], settings, encoder, progress=False)
+    assert current_version_name(index_dir) == report.version  # refused updates publish nothing
+
+    # The folder agrees with what was named: a folder run finds nothing to do, and a fresh
+    # build of it answers exactly as the updated index does.
+    (articles_copy / f"{shortest}.txt").unlink()
+    (articles_copy / f"{shortest}.meta.json").unlink(missing_ok=True)
+    assert not ingest(articles_copy, index_dir, encoder).published
+    fresh = tmp_path / "fresh"
+    ingest(articles_copy, fresh, encoder)
+    assert _answers(index_dir, encoder) == _answers(fresh, encoder)

@@ -209,6 +209,21 @@ def test_add_ask_replace_delete_an_article_without_restart(client: TestClient, d
     assert not list(articles.glob("stroma*"))
 
 
+def test_an_article_job_reads_only_that_articles_files(client: TestClient, dirs: tuple[Path, Path]) -> None:
+    articles, _ = dirs
+    (articles / "notes.txt").write_bytes(b"notes\x00binary")  # what a folder run reports as skipped
+    try:
+        added = client.post("/articles", headers=AUTH, json={"id": "stroma", "text": LIGHTHOUSE_TEXT})
+        result = wait_for_job(client, added.json()["job_id"])["result"]
+        assert (result["added"], result["unchanged"], result["skipped"]) == (1, 0, [])
+        reindex = wait_for_job(client, client.post("/admin/reindex", headers=AUTH).json()["job_id"])["result"]
+        assert (reindex["unchanged"], reindex["published"]) == (6, False)
+        assert [s["source"] for s in reindex["skipped"]] == [str(articles / "notes.txt")]
+    finally:
+        (articles / "notes.txt").unlink()
+        wait_for_job(client, client.delete("/articles/stroma", headers=AUTH).json()["job_id"])
+
+
 def test_upload_an_article_file(client: TestClient) -> None:
     markdown = f"---\ntitle: Stroma notes\nauthor: Island Archive\n---\n{LIGHTHOUSE_TEXT}\n".encode()
     response = client.post("/articles", headers=AUTH, files={"file": ("stroma-notes.md", markdown, "text/markdown")})

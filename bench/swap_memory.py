@@ -1,0 +1,170 @@
+"""The serving process's memory while a new version swaps in, and question latency meanwhile.
+
+`qa-serve` runs on a synthetic index (bench/incremental.py's base: N articles of three
+passages) and answers questions from one client all along. Beside it, as `qa-ingest FILE`
+would, this process adds one real article by name (`run_update`), then removes it; the service
+notices the new version (QA_RELOAD_INTERVAL_S), loads it reusing the segments it shares with
+the served one, and swaps. The service's resident memory is sampled every 10 ms from /proc:
+steady (before any change) against the peak while each swap happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from bench.common import median, percentile, rss_mb, run_sizes, scifact_queries
+from bench.incremental import ROOT, _back_to_base, _unique_article, base_index
+from bench.query_latency import free_port, wait_ready
+
+
+@dataclass
+class SwapMemory:
+    articles: int
+    chunks: int
+    steady_rss_mb: float  # the highest sample over the steady period
+    swaps: int
+    peak_rss_mb: list[float]  # per swap: the highest sample from the publish to 2 s after the swap
+    peak_over_steady: float  # the largest peak / steady - 1
+    after_rss_mb: float  # once the last swap settled
+    steady_p50_ms: float
+    steady_max_ms: float
+    swap_p50_ms: float  # questions answered while swaps were under way
+    swap_max_ms: float
+    errors: int
+
+
+class Sampler(threading.Thread):
+    """Resident memory of `pid` every 10 ms, with the time of each sample."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.running = pid, [], True
+
+    def run(self) -> None:
+        while self.running:
+            self.samples.append((time.monotonic(), rss_mb(self.pid)["VmRSS"]))
+            time.sleep(0.01)
+
+    def peak(self, start: float, end: float) -> float:
+        return max(rss for t, rss in self.samples if start <= t <= end)
+
+
+class Asker(threading.Thread):
+    """One client asking questions in a loop: (time, latency ms, status) of each."""
+
+    def __init__(self, base: str, queries: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.base, self.queries, self.answers, self.running = base, queries, [], True
+
+    def run(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.base, timeout=60) as client:
+            i = 0
+            while self.running:
+                started = time.perf_counter()
+                response = client.get("/ask?q=" + quote(self.queries[i % len(self.queries)]))
+                self.answers.append((time.monotonic(), (time.perf_counter() - started) * 1000, response.status_code))
+                i += 1
+
+    def latencies(self, start: float, end: float) -> list[float]:
+        return [ms for t, ms, _ in self.answers if start <= t <= end]
+
+
+def _version(base: str) -> str:
+    import httpx
+
+    return httpx.get(base + "/readyz", timeout=10).json()["index_version"]
+
+
+def measure(n_articles: int, swaps: int = 4, steady_s: float = 10.0) -> SwapMemory:
+    from index.encoder import Encoder
+    from index.settings import Settings
+    from ingest.pipeline import run_update
+
+    index_dir, articles_dir, info = base_index(n_articles)
+    settings = Settings(index_dir=index_dir, keep_versions=1)
+    encoder = Encoder()
+    _back_to_base(index_dir, articles_dir, settings, encoder)
+    port = free_port()
+    env = {**os.environ, "QA_ASK_RATE_PER_MINUTE": "0", "HF_HUB_OFFLINE": "1", "QA_RELOAD_INTERVAL_S": "0.5"}
+    process = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "qa-serve"), "--index", str(index_dir), "--articles", str(articles_dir),
+         "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    sampler = asker = None
+    try:
+        wait_ready(base + "/readyz", process)
+        asker = Asker(base, scifact_queries(300))
+        asker.start()
+        while len(asker.answers) < 200:  # first-call costs, and memory settling after them
+            time.sleep(0.2)
+        time.sleep(5)
+        sampler = Sampler(process.pid)
+        sampler.start()
+        steady_from = time.monotonic()
+        time.sleep(steady_s)
+        steady_to = time.monotonic()
+        steady = sampler.peak(steady_from, steady_to)
+        peaks, windows, added = [], [], None
+        for swap in range(swaps):
+            start = time.monotonic()
+            if added is None:  # add an article, then remove it: every other swap
+                added, path = _unique_article(articles_dir, swap)
+                report = run_update([path], settings, encoder, progress=False)
+            else:
+                (articles_dir / f"{added}.txt").unlink()
+                report = run_update([], settings, encoder, remove=[added], progress=False)
+                added = None
+            deadline = time.monotonic() + 300
+            while _version(base) != report.version:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the service did not swap to {report.version}")
+                time.sleep(0.05)
+            time.sleep(2)
+            end = time.monotonic()
+            peaks.append(round(sampler.peak(start, end), 1))
+            windows.append((start, end))
+        after = sampler.samples[-1][1]
+    finally:
+        for thread in (asker, sampler):
+            if thread is not None:
+                thread.running = False
+                thread.join(timeout=60)
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    steady_ms = asker.latencies(steady_from, steady_to)
+    swap_ms = [ms for start, end in windows for ms in asker.latencies(start, end)]
+    return SwapMemory(
+        articles=info["articles"], chunks=info["chunks"], steady_rss_mb=round(steady, 1), swaps=swaps,
+        peak_rss_mb=peaks, peak_over_steady=round(max(peaks) / steady - 1, 4), after_rss_mb=round(after, 1),
+        steady_p50_ms=round(median(steady_ms), 2), steady_max_ms=round(max(steady_ms), 2),
+        swap_p50_ms=round(median(swap_ms), 2), swap_max_ms=round(percentile(swap_ms, 100), 2),
+        errors=sum(status != 200 for _, _, status in asker.answers),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--articles", default="100000", help="index sizes in articles, comma-separated")
+    parser.add_argument("--swaps", type=int, default=4)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    return run_sizes(args.articles, lambda n: measure(n, args.swaps), args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
