@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# System packages the tests need: Debian's Chromium (browser tests of the widget) and
-# docker-compose 1.29 (validates docker-compose.yml without a Docker engine).
+# System packages the tests need: Debian's Chromium (browser tests of the widget),
+# docker-compose 1.29 (validates docker-compose.yml without a Docker engine) and nginx (the
+# load balancer of scripts/serve-replicas.sh).
 set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v nginx >/dev/null || missing+=(nginx-light)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

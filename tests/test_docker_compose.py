@@ -61,3 +61,17 @@ def test_a_broken_compose_file_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "docker-compose.yml").write_text(broken)
     result = compose_config(tmp_path)
     assert result.returncode != 0 and "condition" in result.stderr
+
+
+def test_replicas_profile_serves_the_shared_index_read_only_behind_nginx() -> None:
+    result = compose_config(REPO)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    replica, balancer = services["replica"], services["balancer"]
+    assert replica["profiles"] == balancer["profiles"] == ["replicas"]
+    assert replica["command"][0] == "qa-serve" and "index:/data/index:ro" in replica["volumes"]
+    assert "QA_ADMIN_TOKEN" not in replica["environment"]  # replicas only serve; the ingest job publishes
+    assert replica["depends_on"]["ingest"]["condition"] == "service_completed_successfully"
+    (conf,) = [v.split(":")[0] for v in balancer["volumes"] if v.endswith("default.conf:ro")]
+    text = Path(conf).read_text()
+    assert "server replica:8000" in text and "proxy_next_upstream error" in text
