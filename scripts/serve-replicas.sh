@@ -5,7 +5,8 @@
 # QA_INDEX_DIR (default data/index) and QA_ARTICLES_DIR (default data/articles), and each
 # hot-swaps on its own when CURRENT moves. nginx sends a request that fails to connect (a
 # replica down or restarting) to the next replica; a replica that exits is restarted here.
-# SIGTERM or Ctrl-C stops them all. Needs nginx (Debian: apt-get install nginx-light) and
+# SIGTERM or Ctrl-C stops them all. QA_REPLICA_CPUS="0 1 ..." pins replica i to the i-th CPU
+# listed (taskset), one core each. Needs nginx (Debian: apt-get install nginx-light) and
 # `bash scripts/setup.sh` run once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ port="${QA_PORT:-8000}"
 index_dir="${QA_INDEX_DIR:-data/index}"
 articles_dir="${QA_ARTICLES_DIR:-data/articles}"
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/qa-replicas.XXXXXX")"
+read -r -a cpus <<< "${QA_REPLICA_CPUS:-}"
 
 upstream=""
 for i in $(seq 1 "$replicas"); do
@@ -64,12 +66,13 @@ $upstream  }
 EOF
 
 supervise() {  # run one replica, restarting it when it exits, until we are stopping
-  local replica_port="$1"
+  local replica_port="$1" pin=()
+  [ -n "${2:-}" ] && pin=(taskset -c "$2")
   # Caught, not ignored: the replica itself still gets the default (it stops on Ctrl-C), and
   # only the main shell decides to stop (below), so nothing is restarted then.
   trap ':' TERM INT
   while [ ! -e "$run_dir/stopping" ]; do
-    .venv/bin/qa-serve --index "$index_dir" --articles "$articles_dir" --host 127.0.0.1 --port "$replica_port" &
+    "${pin[@]}" .venv/bin/qa-serve --index "$index_dir" --articles "$articles_dir" --host 127.0.0.1 --port "$replica_port" &
     local pid=$!
     echo "$pid" > "$run_dir/replica-$replica_port.pid"
     while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done  # a trapped signal ends `wait` early
@@ -91,7 +94,7 @@ stop() {  # stop everything, and return once every replica and nginx has exited
 trap stop TERM INT
 
 for i in $(seq 1 "$replicas"); do
-  supervise "$((port + i))" &
+  supervise "$((port + i))" "${cpus[$((i - 1))]:-}" &
 done
 nginx -c "$run_dir/nginx.conf" -p "$run_dir" &
 echo "serve-replicas: $replicas replicas on ports $((port + 1))-$((port + replicas)), nginx on http://127.0.0.1:$port (run files in $run_dir)" >&2
