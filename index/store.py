@@ -384,7 +384,7 @@ def publish(
         _check_version(tmp, manifest)
         os.rename(tmp, versions / name)
         fsync_dir(versions)
-        _point_current(index_dir, name)
+        point_current(index_dir, name)
     except OSError as exc:  # typically a full disk: say so, and leave nothing half-written
         shutil.rmtree(tmp, ignore_errors=True)
         free = shutil.disk_usage(versions).free
@@ -484,7 +484,7 @@ def trained_ivf(index_dir: Path, base: UpdateBase | None, n: int, dense: DenseOp
         return None
 
 
-def _point_current(index_dir: Path, name: str) -> None:
+def point_current(index_dir: Path, name: str) -> None:
     tmp = index_dir / f"{CURRENT}.tmp"
     with tmp.open("w", encoding="utf-8") as handle:
         handle.write(name + "\n")

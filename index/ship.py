@@ -1,0 +1,105 @@
+"""Shipping a version to another index directory (another machine's disk, a shared
+filesystem), in the order that keeps every reader consistent:
+
+1. copy each segment the version names that the destination lacks (segments are immutable:
+   one already there is the same), each under a temporary name, then renamed;
+2. copy the version directory the same way;
+3. load and verify it there (every checksum, every count), as a replica would;
+4. only then move the destination's CURRENT, atomically.
+
+A reader of the destination sees the old version or the complete new one, never a part; a
+copy killed at any step leaves CURRENT where it was, and the next run picks up from there.
+
+`qa-ship SOURCE_INDEX DEST_INDEX [--version V]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from index import store
+from index.cli import run_cli
+from index.errors import IndexNotFoundError, QAError
+from index.segment import SEGMENTS, TMP_PREFIX, fsync_dir, fsync_file
+
+
+@dataclass
+class ShipReport:
+    version: str
+    segments_copied: list[str]
+    segments_present: list[str]
+    bytes_copied: int
+
+
+def ship_version(source: Path, dest: Path, version: str | None = None, keep_versions: int = 3) -> ShipReport:
+    """Copy `version` (default: the source's current one) of the index at `source` into
+    `dest` and make it current there."""
+    version = version or store.current_version_name(source)
+    if version is None:
+        raise IndexNotFoundError(f"no index at {source}: nothing to ship")
+    version_dir = source / store.VERSIONS / version
+    manifest = store.read_manifest(version_dir)
+    copied, present, size = [], [], 0
+    with store.ingest_lock(dest):  # one writer at the destination, as for qa-ingest
+        for entry in manifest.segments:
+            name = entry["name"]
+            if (dest / SEGMENTS / name).is_dir():
+                present.append(name)
+                continue
+            size += _copy_dir(source / SEGMENTS / name, dest / SEGMENTS, name)
+            copied.append(name)
+        new_version = not (dest / store.VERSIONS / version).is_dir()
+        if new_version:
+            size += _copy_dir(version_dir, dest / store.VERSIONS, version)
+        try:
+            store.load_version_dir(dest / store.VERSIONS / version, expected_model=manifest.model)  # verifies all
+        except QAError:
+            # Nothing names what this run copied: remove it, so a later run copies it afresh.
+            for name in copied:
+                shutil.rmtree(dest / SEGMENTS / name, ignore_errors=True)
+            if new_version:
+                shutil.rmtree(dest / store.VERSIONS / version, ignore_errors=True)
+            raise
+        store.point_current(dest, version)
+        store.prune(dest, keep_versions)
+    return ShipReport(version, copied, present, size)
+
+
+def _copy_dir(source: Path, parent: Path, name: str) -> int:
+    """Copy `source` to parent/name through a temporary name; the bytes copied."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f"{TMP_PREFIX}{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    files = [p for p in tmp.rglob("*") if p.is_file()]
+    for path in files:
+        fsync_file(path)
+    size = sum(p.stat().st_size for p in files)
+    tmp.rename(parent / name)
+    fsync_dir(parent)
+    return size
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qa-ship", description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", type=Path, help="index folder to ship from")
+    parser.add_argument("dest", type=Path, help="index folder to ship to (created if missing)")
+    parser.add_argument("--version", help="version to ship (default: the source's current one)")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        report = ship_version(args.source, args.dest, args.version)
+        print(f"shipped {report.version}: {len(report.segments_copied)} segments copied "
+              f"({report.bytes_copied} bytes), {len(report.segments_present)} already there; "
+              f"{args.dest} now serves it")
+        return 0
+
+    return run_cli("qa-ship", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Shipping a version to another index directory (index/ship.py, `qa-ship`): only missing
+segments are copied, everything is verified before the destination's CURRENT moves, and a
+bad copy changes nothing there."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from index.encoder import Encoder
+from index.errors import IndexCorruptError
+from index.segment import SEGMENTS
+from index.settings import Settings
+from index.ship import ship_version
+from index.store import current_version_name, load_index
+from ingest.pipeline import run_update
+
+CLINIC = "The Riverside clinic opened a walk-in service for night-shift workers this spring.\n"
+
+
+def test_ship_copies_what_is_missing_and_moves_the_pointer_last(
+    tmp_path: Path, sample_index: Path, encoder: Encoder
+) -> None:
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    shutil.copytree(sample_index, source)
+    first = ship_version(source, dest)
+    assert first.version == current_version_name(source) == current_version_name(dest)
+    assert len(first.segments_copied) == 1 and not first.segments_present
+    assert sorted(load_index(dest).articles) == sorted(load_index(source).articles)
+
+    # A new article at the source: the next ship copies its segment and the version only.
+    (tmp_path / "clinic.txt").write_text(CLINIC, encoding="utf-8")
+    run_update([tmp_path / "clinic.txt"], Settings(index_dir=source), encoder, progress=False)
+    second = ship_version(source, dest)
+    assert second.segments_present == first.segments_copied and len(second.segments_copied) == 1
+    assert second.bytes_copied < 1_000_000
+    assert "clinic" in load_index(dest).articles
+
+    # A corrupt segment at the source: refused before the pointer moves, nothing left behind.
+    (tmp_path / "clinic.txt").write_text(CLINIC + "\nIt now opens at weekends.\n", encoding="utf-8")
+    report = run_update([tmp_path / "clinic.txt"], Settings(index_dir=source), encoder, progress=False)
+    newest = max((source / SEGMENTS).iterdir())
+    faiss = newest / "dense.faiss"
+    data = faiss.read_bytes()
+    faiss.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    with pytest.raises(IndexCorruptError, match="checksum"):
+        ship_version(source, dest)
+    assert current_version_name(dest) == second.version != report.version
+    assert not (dest / SEGMENTS / newest.name).exists()
+    assert "weekends" not in load_index(dest).articles["clinic"].text
+
+
+def test_qa_ship_reports_what_it_did_and_refuses_a_missing_index(tmp_path: Path, sample_index: Path) -> None:
+    qa_ship = str(Path(sys.executable).parent / "qa-ship")
+    done = subprocess.run([qa_ship, str(sample_index), str(tmp_path / "dest")], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0 and "1 segments copied" in done.stdout, done.stderr
+    missing = subprocess.run([qa_ship, str(tmp_path / "nothing"), str(tmp_path / "dest2")], capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert missing.returncode == 1 and "no index at" in missing.stderr and "Traceback" not in missing.stderr
