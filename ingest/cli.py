@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object with the result")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--optimize", action="store_true", help="afterwards, merge every segment into one")
+    parser.add_argument(
+        "--engine", choices=["local", "ray"], default="local",
+        help="where a folder run reads, chunks and embeds: in this process (default) or on Ray "
+        "(the 'distributed' extra)",
+    )
+    parser.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: start a local one)")
     return parser
 
 
@@ -55,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         folders = [p for p in args.articles if p.is_dir()]
         if folders and (len(args.articles) > 1 or args.remove):
             raise IngestError("give one articles folder, or article files and --remove ids, not both")
+        if args.engine == "local" and args.ray_address:
+            raise IngestError("--ray-address needs --engine ray")
         if folders:
-            report = run_ingest(folders[0], settings, progress=progress, optimize=args.optimize)
+            report = run_ingest(folders[0], settings, progress=progress, optimize=args.optimize, ray=_ray_options(args))
+        elif args.engine == "ray":
+            raise IngestError("--engine ray is for folder runs; an update naming its files runs here")
         elif args.articles or args.remove:
             report = run_update(args.articles, settings, remove=args.remove, progress=progress, optimize=args.optimize)
         else:
@@ -65,6 +75,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_cli("qa-ingest", body)
+
+
+def _ray_options(args: argparse.Namespace):
+    if args.engine != "ray":
+        return None
+    try:
+        import ray  # noqa: F401  (installed?)
+
+        from ingest.ray_engine import RayOptions
+    except ImportError as exc:
+        raise IngestError(f"--engine ray needs Ray: pip install -e '.[distributed]' ({exc})") from exc
+    return RayOptions(address=args.ray_address)
 
 
 def _summary(report: IngestReport) -> str:

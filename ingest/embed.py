@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,13 @@ from index.encoder import Encoder
 from index.records import Chunk
 
 _LOOKUP_BATCH = 500
+
+# Batches of texts -> (batch number, its vectors) for each, in any order.
+BatchEncoder = Callable[[list[list[str]]], Iterator[tuple[int, np.ndarray]]]
+
+
+def _encode_here(encoder: Encoder) -> BatchEncoder:
+    return lambda batches: ((number, encoder.encode(texts)) for number, texts in enumerate(batches))
 
 
 class VectorCache:
@@ -61,10 +68,12 @@ def embed_chunks(
     batch_size: int = 256,
     progress: bool | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    encode_batches: BatchEncoder | None = None,
 ) -> tuple[np.ndarray, int]:
     """Vectors for `chunks` (in order) and how many texts had to be embedded.
 
-    `on_batch(done, total)` is called after each embedded batch (the service's job progress)."""
+    `on_batch(done, total)` is called after each embedded batch (the service's job progress).
+    `encode_batches` embeds the batches elsewhere (the Ray engine); by default, `encoder` here."""
     vectors = cache.get_many({c.text_hash for c in chunks})
     missing: dict[str, str] = {}
     for chunk in chunks:
@@ -76,16 +85,18 @@ def embed_chunks(
         # as the model's own encode does when it sorts a whole call (ingest reached 0.89 of
         # that throughput with batches of mixed lengths; see docs/benchmarks.md).
         items = sorted(missing.items(), key=lambda item: len(item[1]))
+        batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+        encode = encode_batches or _encode_here(encoder)
+        done = 0
         with tqdm(total=len(items), desc="embedding", unit="chunk", disable=not show) as bar:
-            for i in range(0, len(items), batch_size):
-                batch = items[i : i + batch_size]
-                encoded = encoder.encode([text for _, text in batch])
-                fresh = {h: v for (h, _), v in zip(batch, encoded)}
+            for number, encoded in encode([[text for _, text in batch] for batch in batches]):
+                fresh = {h: v for (h, _), v in zip(batches[number], encoded)}
                 cache.put_many(fresh)
                 vectors.update(fresh)
-                bar.update(len(batch))
+                done += len(fresh)
+                bar.update(len(fresh))
                 if on_batch:
-                    on_batch(min(i + batch_size, len(items)), len(items))
+                    on_batch(done, len(items))
     matrix = np.zeros((len(chunks), encoder.dim), dtype=np.float32)
     for row, chunk in enumerate(chunks):
         matrix[row] = vectors[chunk.text_hash]

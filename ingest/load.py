@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,31 +60,39 @@ def make_article(article_id: str, text: str, metadata: dict[str, Any]) -> Articl
 
 def load_folder(folder: Path, max_bytes: int = 20_000_000) -> LoadResult:
     """Every supported file directly in `folder` (sorted, so ids and order are stable)."""
-    return load_paths(
-        [p for p in sorted(folder.iterdir())
-         if not p.name.startswith(".") and p.is_file() and not p.name.endswith(META_SUFFIX)],
-        max_bytes,
-    )
+    return load_paths(article_files(folder), max_bytes)
+
+
+def article_files(folder: Path) -> list[Path]:
+    """The files of `folder` that may hold articles, sorted (sidecars and hidden files left out)."""
+    return [p for p in sorted(folder.iterdir())
+            if not p.name.startswith(".") and p.is_file() and not p.name.endswith(META_SUFFIX)]
 
 
 def load_paths(paths: Sequence[Path], max_bytes: int = 20_000_000) -> LoadResult:
     """The articles in the files `paths`; a file that cannot be read is skipped with the reason."""
+    return merge_reads((path, read_file(path, max_bytes)) for path in paths)
+
+
+def read_file(path: Path, max_bytes: int = 20_000_000) -> list[ArticleRecord | Skipped]:
+    """One file's articles, or why it (or a line of it) was skipped."""
+    if not path.is_file():
+        return [Skipped(str(path), "no such file")]
+    if path.suffix.lower() not in SUPPORTED:
+        return [Skipped(str(path), f"unsupported file type {path.suffix!r}")]
+    try:
+        if path.stat().st_size > max_bytes:
+            raise ArticleFormatError(f"file is larger than {max_bytes} bytes")
+        return list(load_file(path))
+    except (ArticleFormatError, OSError, UnicodeDecodeError) as exc:
+        return [Skipped(str(path), _reason(exc))]
+
+
+def merge_reads(reads: Iterable[tuple[Path, list[ArticleRecord | Skipped]]]) -> LoadResult:
+    """Files read (in order) into one result; a second article with an id already seen is skipped."""
     result = LoadResult()
     seen: dict[str, str] = {}
-    for path in paths:
-        if not path.is_file():
-            result.skipped.append(Skipped(str(path), "no such file"))
-            continue
-        if path.suffix.lower() not in SUPPORTED:
-            result.skipped.append(Skipped(str(path), f"unsupported file type {path.suffix!r}"))
-            continue
-        try:
-            if path.stat().st_size > max_bytes:
-                raise ArticleFormatError(f"file is larger than {max_bytes} bytes")
-            items = list(load_file(path))
-        except (ArticleFormatError, OSError, UnicodeDecodeError) as exc:
-            result.skipped.append(Skipped(str(path), _reason(exc)))
-            continue
+    for path, items in reads:
         for item in items:
             if isinstance(item, Skipped):
                 result.skipped.append(item)

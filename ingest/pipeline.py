@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from ingest.clean import clean
 from ingest.embed import VectorCache, embed_chunks
 from ingest.load import LoadResult, Skipped, load_folder, load_paths
 from ingest.segment import segment
+
+if TYPE_CHECKING:
+    from ingest.ray_engine import RayOptions
 
 log = logging.getLogger("ingest")
 
@@ -93,17 +96,41 @@ def run_ingest(
     progress: bool | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     optimize: bool = False,
+    ray: RayOptions | None = None,
 ) -> IngestReport:
     """Bring the index at `settings.index_dir` in line with `articles_dir`.
 
     `on_progress(stage, done, total)` reports "embedding" batches, "publishing" and each
-    "merging". `optimize`: merge every segment into one afterwards."""
+    "merging". `optimize`: merge every segment into one afterwards. `ray`: read, chunk and
+    embed on Ray (ingest/ray_engine.py) instead of in this process."""
+    if ray is not None:
+        from ingest import ray_engine
+
+        with ray_engine.cluster(ray):
+            return _run_ingest(articles_dir, settings, encoder, progress, on_progress, optimize, ray)
+    return _run_ingest(articles_dir, settings, encoder, progress, on_progress, optimize, None)
+
+
+def _run_ingest(
+    articles_dir: Path,
+    settings: Settings,
+    encoder: Encoder | None,
+    progress: bool | None,
+    on_progress: Callable[[str, int, int], None] | None,
+    optimize: bool,
+    ray: RayOptions | None,
+) -> IngestReport:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     if not articles_dir.is_dir():
         raise IngestError(f"articles folder {articles_dir} does not exist or is not a folder")
     with _timed(timings, "load"):
-        loaded = load_folder(articles_dir, settings.max_article_bytes)
+        if ray is not None:
+            from ingest import ray_engine
+
+            loaded = ray_engine.load_folder(articles_dir, settings.max_article_bytes)
+        else:
+            loaded = load_folder(articles_dir, settings.max_article_bytes)
     if not loaded.articles:
         raise IngestError(
             f"no articles found in {articles_dir} ({len(loaded.skipped)} files skipped); "
@@ -117,7 +144,7 @@ def run_ingest(
         report.rebuild_reason = reason
         return report
 
-    return _ingest(settings, loaded, diff, encoder, progress, on_progress, optimize, started, timings)
+    return _ingest(settings, loaded, diff, encoder, progress, on_progress, optimize, started, timings, ray)
 
 
 def run_update(
@@ -172,6 +199,7 @@ def _ingest(
     optimize: bool,
     started: float,
     timings: dict[str, float],
+    ray: RayOptions | None = None,
 ) -> IngestReport:
     """Under the ingest lock: `diff` the loaded articles against the served version, embed
     and publish what it says changed, then merge as the policy asks."""
@@ -196,7 +224,7 @@ def _ingest(
                     raise IngestError(f"encoder is {encoder.model_name!r} but settings say {settings.model!r}")
                 _check_chunk_size(settings, encoder)
                 chunks, vectors, report.chunks_embedded = _build(
-                    new, settings, encoder, progress, on_progress, timings
+                    new, settings, encoder, progress, on_progress, timings, ray
                 )
                 added = store.NewArticles(new, chunks, vectors)
             if on_progress:
@@ -311,17 +339,22 @@ def _build(
     progress: bool | None,
     on_progress: Callable[[str, int, int], None] | None,
     timings: dict[str, float],
+    ray: RayOptions | None = None,
 ) -> tuple[list[Chunk], np.ndarray, int]:
     """The chunks of `articles` (sorted by id) with their vectors; only text the cache has
-    not seen is embedded."""
-    chunker = Chunker(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)
-    chunks: list[Chunk] = []
+    not seen is embedded. `ray`: chunked and embedded on Ray."""
+    encode_batches = None
     with _timed(timings, "chunk"):
-        for article in articles:
-            made = article_chunks(article, chunker)
-            if not made:
-                log.warning("article %s has no text left after cleaning", article.id)
-            chunks += made
+        if ray is not None:
+            from ingest import ray_engine
+
+            chunks = ray_engine.chunk_articles(articles, settings)
+            encode_batches = ray_engine.batch_encoder(ray, settings)
+        else:
+            chunker = Chunker(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)
+            chunks = [chunk for article in articles for chunk in article_chunks(article, chunker)]
+    for article in sorted({a.id for a in articles} - {c.article_id for c in chunks}):
+        log.warning("article %s has no text left after cleaning", article)
     cache = VectorCache(settings.index_dir / "cache" / "vectors.sqlite", settings.model, encoder.dim)
     try:
         with _timed(timings, "embed"):
@@ -331,6 +364,7 @@ def _build(
                 cache,
                 progress=progress,
                 on_batch=(lambda done, total: on_progress("embedding", done, total)) if on_progress else None,
+                encode_batches=encode_batches,
             )
     finally:
         cache.close()

