@@ -14,6 +14,7 @@ dataclasses the rest of the pipeline uses.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import pickle
 from collections.abc import Iterator
@@ -37,7 +38,6 @@ class RayOptions:
 def cluster(options: RayOptions) -> Iterator[None]:
     """Ray initialised for the run (and shut down after it, if this run started it)."""
     import ray
-
     import ray.data
 
     started = not ray.is_initialized()
@@ -57,7 +57,7 @@ def cluster(options: RayOptions) -> Iterator[None]:
 
 
 def load_folder(folder: Path, max_bytes: int) -> LoadResult:
-    """As `ingest.load.load_folder`, each file read by a Ray task."""
+    """As `ingest.load.load_folder`, the files read by Ray tasks."""
     import ray.data
 
     paths = article_files(folder)
@@ -65,15 +65,19 @@ def load_folder(folder: Path, max_bytes: int) -> LoadResult:
         return LoadResult()
     rows = (
         ray.data.from_items([{"number": i, "path": str(p)} for i, p in enumerate(paths)])
-        .map(_read_row, fn_kwargs={"max_bytes": max_bytes})
+        .map_batches(_read_files, fn_kwargs={"max_bytes": max_bytes}, batch_size=_BATCH, batch_format="pandas")
         .take_all()
     )
     rows.sort(key=lambda row: row["number"])
     return merge_reads((Path(row["path"]), pickle.loads(row["items"])) for row in rows)
 
 
-def _read_row(row: dict[str, Any], max_bytes: int) -> dict[str, Any]:
-    return {**row, "items": pickle.dumps(read_file(Path(row["path"]), max_bytes))}
+_BATCH = 32  # files or articles per Ray task: fewer, larger tasks cost less scheduling
+
+
+def _read_files(batch, max_bytes: int):
+    batch["items"] = [pickle.dumps(read_file(Path(path), max_bytes)) for path in batch["path"]]
+    return batch
 
 
 def chunk_articles(articles: list[ArticleRecord], settings: Settings) -> list[Chunk]:
@@ -82,29 +86,30 @@ def chunk_articles(articles: list[ArticleRecord], settings: Settings) -> list[Ch
 
     rows = (
         ray.data.from_items([{"number": i, "article": pickle.dumps(a)} for i, a in enumerate(articles)])
-        .map(_ChunkArticle, fn_constructor_kwargs={"settings": settings}, concurrency=(1, _cpus()))
+        .map_batches(_chunk_articles, fn_kwargs={"settings": settings}, batch_size=_BATCH, batch_format="pandas")
         .take_all()
     )
     rows.sort(key=lambda row: row["number"])
     return [chunk for row in rows for chunk in pickle.loads(row["chunks"])]
 
 
-class _ChunkArticle:
-    """Ray UDF: one tokenizer per actor (the chunker counts word pieces with it)."""
+def _chunk_articles(batch, settings: Settings):
+    from ingest.pipeline import article_chunks
 
-    def __init__(self, settings: Settings) -> None:
-        from transformers import AutoTokenizer
+    chunker = _chunker(settings.model, settings.chunk_tokens, settings.chunk_overlap_tokens)
+    batch["chunks"] = [pickle.dumps(article_chunks(pickle.loads(blob), chunker)) for blob in batch["article"]]
+    return batch.drop(columns=["article"])
 
-        from index.encoder import resolve_model_path
-        from ingest.chunk import Chunker
 
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(settings.model))
-        self._chunker = Chunker(tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)
+@functools.cache
+def _chunker(model: str, chunk_tokens: int, overlap_tokens: int):
+    """One tokenizer per Ray worker process (they outlive tasks), loaded on first use."""
+    from transformers import AutoTokenizer
 
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        from ingest.pipeline import article_chunks
+    from index.encoder import resolve_model_path
+    from ingest.chunk import Chunker
 
-        return {"number": row["number"], "chunks": pickle.dumps(article_chunks(pickle.loads(row["article"]), self._chunker))}
+    return Chunker(AutoTokenizer.from_pretrained(resolve_model_path(model)), chunk_tokens, overlap_tokens)
 
 
 def batch_encoder(options: RayOptions, settings: Settings) -> BatchEncoder:
@@ -118,8 +123,8 @@ def batch_encoder(options: RayOptions, settings: Settings) -> BatchEncoder:
         rows = (
             ray.data.from_items([{"number": i, "texts": pickle.dumps(t)} for i, t in enumerate(batches)],
                                 override_num_blocks=len(batches))
-            .map(_EmbedBatch, fn_constructor_kwargs={"settings": settings}, concurrency=actors,
-                 num_gpus=1 if gpus else 0)
+            .map(_EmbedBatch, fn_constructor_kwargs={"settings": settings},
+                 compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0)
         )
         for row in rows.iter_rows():
             yield int(row["number"]), pickle.loads(row["vectors"])

@@ -1,0 +1,84 @@
+"""The Ray engine against the in-process one on the same 300 SciFact abstracts, side by side
+in one run: `run_ingest` into a fresh index with an empty vector cache each time, alternated.
+Ray runs on this machine (a local cluster started once, before the timed runs, as a cluster
+one joins is already up); its start and the encoder actors' model loads are reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.common import median
+from bench.ingest_throughput import write_corpus
+
+
+@dataclass
+class RayIngest:
+    documents: int
+    chunks: int
+    local_chunks_per_s: float
+    ray_chunks_per_s: float
+    ratio: float  # ray / local (target >= 0.85)
+    local_runs_s: list[float]
+    ray_runs_s: list[float]
+    ray_start_s: float
+    ray_stages_s: dict  # median seconds per stage of the Ray runs
+    local_stages_s: dict
+
+
+def measure(n_docs: int = 300, repeats: int = 2) -> RayIngest:
+    import ray
+
+    from index.encoder import Encoder
+    from index.settings import Settings
+    from ingest.pipeline import run_ingest
+    from ingest.ray_engine import RayOptions, cluster
+
+    encoder = Encoder()
+    work = Path(tempfile.mkdtemp(prefix="qa-bench-ray-"))
+    runs: dict[str, list] = {"local": [], "ray": []}
+    try:
+        write_corpus(work / "articles", n_docs)
+        started = time.perf_counter()
+        with cluster(RayOptions()):
+            ray_start = time.perf_counter() - started
+            for rep in range(repeats):
+                for engine in ("local", "ray"):
+                    report = run_ingest(work / "articles", Settings(index_dir=work / f"{engine}-{rep}"), encoder,
+                                        progress=False, ray=RayOptions() if engine == "ray" else None)
+                    runs[engine].append(report)
+            assert ray.is_initialized()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    chunks = runs["local"][0].chunks_embedded
+    rate = {engine: chunks / median([r.seconds for r in reports]) for engine, reports in runs.items()}
+
+    def stages(reports: list) -> dict:
+        return {k: round(median([r.timings.get(k, 0.0) for r in reports]), 2) for k in reports[-1].timings}
+
+    return RayIngest(
+        documents=n_docs, chunks=chunks, local_chunks_per_s=round(rate["local"], 1),
+        ray_chunks_per_s=round(rate["ray"], 1), ratio=round(rate["ray"] / rate["local"], 3),
+        local_runs_s=[round(r.seconds, 2) for r in runs["local"]], ray_runs_s=[round(r.seconds, 2) for r in runs["ray"]],
+        ray_start_s=round(ray_start, 2), ray_stages_s=stages(runs["ray"]), local_stages_s=stages(runs["local"]),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    print(json.dumps(asdict(measure(args.docs, args.repeats))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
