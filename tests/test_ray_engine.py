@@ -57,7 +57,10 @@ def test_ray_engine_gives_the_local_engines_chunks_vectors_and_answers(tmp_path:
         for index in (one, other)
     ]
     assert scores[0] == scores[1] and scores[0]["questions"] == 2
-    for question in ("Which countries have co-operatives running hospitals?", "Does vitamin D affect bone density?"):
+    asked = ["Which commenter compares healthcare to having a kitchen replaced?", "What does the NHS Long Term Plan say about communities?"]
+    if SCIFACT.exists():
+        asked.append("Does vitamin D affect bone density?")
+    for question in asked:
         answers = [[(p.chunk.id, round(p.score, 5)) for p in Searcher(index, encoder, Settings()).search(question).passages]
                    for index in (one, other)]
         assert answers[0] == answers[1] and answers[0]
