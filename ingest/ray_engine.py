@@ -48,7 +48,7 @@ def cluster(options: RayOptions) -> Iterator[None]:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     try:
         yield
     finally:
@@ -119,7 +119,7 @@ def batch_encoder(options: RayOptions, settings: Settings) -> BatchEncoder:
         import ray.data
 
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        actors = options.encoders or gpus or _cpus()
+        actors = min(options.encoders or gpus or _cpus(), len(batches))  # no idle actors
         rows = (
             ray.data.from_items([{"number": i, "texts": pickle.dumps(t)} for i, t in enumerate(batches)],
                                 override_num_blocks=len(batches))
