@@ -23,7 +23,6 @@ class ArticleView(Mapping[str, ArticleRecord]):
 
     def __init__(self, segments: Sequence[Segment], deleted: Sequence[np.ndarray]) -> None:
         self._stores = [segment.articles for segment in segments]
-        self._dead = [set(dead.tolist()) for dead in deleted]
         sizes = [len(store) for store in self._stores]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.live = np.ones(int(self.offsets[-1]), dtype=bool)
@@ -33,10 +32,10 @@ class ArticleView(Mapping[str, ArticleRecord]):
         self._count = int(self.live.sum())
 
     def _store_of(self, article_id: str) -> ArticleStore | None:
-        for store, dead in zip(reversed(self._stores), reversed(self._dead)):
-            position = store.find(article_id)
-            if position is not None and position not in dead:
-                return store
+        for number in reversed(range(len(self._stores))):
+            position = self._stores[number].find(article_id)
+            if position is not None and self.live[self.offsets[number] + position]:
+                return self._stores[number]
         return None
 
     @functools.cached_property

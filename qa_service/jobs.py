@@ -3,8 +3,8 @@
 The service never re-implements ingestion: a reindex job is `ingest.pipeline.run_ingest` over
 the articles folder, and a job for one article (POST or DELETE /articles) is `run_update` with
 that article's files, which reads nothing else of the folder; the API and `qa-ingest` build
-identical versions. A second `qa-ingest`
-running at the same moment is refused by the ingest lock, and the job reports that.
+identical versions. A second `qa-ingest` running at the same moment is refused by the ingest
+lock, and the job reports that.
 """
 
 from __future__ import annotations
