@@ -35,28 +35,41 @@ _THING_REFERENCE = re.compile(
     r"plan|proposal|policy|scheme|idea|argument|point|claim|view|story|comment)s?\b",
     re.IGNORECASE,
 )
+# A question that opens with "and", "what about" or "how about", or a bare question word
+# ("Why?"), goes on with the conversation's subject without naming it ("And staff?").
+_ELLIPSIS = re.compile(
+    r"^\W*(and|also|so|but)\b|^\W*(what|how)\s+about\b|^\W*(why|how|when|where|who)\W*$",
+    re.IGNORECASE,
+)
 
 
 def refers_back(question: str) -> Reference | None:
     """What a question points back at, if anything: a person (he, she, they...), the author
-    of the article (the author, the writer), or the article or its subject (it, this plan)."""
+    of the article (the author, the writer), or the article or its subject (it, this plan,
+    "And staff?", "What about pay?")."""
     if _AUTHOR_REFERENCE.search(question):
         return "author"
     if _PERSON_REFERENCE.search(question):
         return "person"
-    if _THING_REFERENCE.search(question):
+    if _THING_REFERENCE.search(question) or _ELLIPSIS.search(question):
         return "thing"
     return None
 
 
 @dataclass(frozen=True)
 class ConversationContext:
-    """What the conversation was last about: the article and speaker of the latest answer,
-    and the question that found them."""
+    """What the conversation was last about: the articles of the latest answer's first
+    passages (the best one's first), the best passage's speaker, and the question that
+    found them."""
 
-    article_id: str
+    articles: tuple[str, ...]
     speaker: str | None
     question: str
+
+    @property
+    def article_id(self) -> str:
+        """The article of the latest answer's best passage."""
+        return self.articles[0]
 
 
 def checked_history(history: Sequence[str] | None) -> list[str]:

@@ -3,7 +3,7 @@ article, each passage given its best sentence, with a confidence level: an answe
 that may be related, or nothing found.
 
 Follow-up questions ("Does he trust councils?") are resolved against the conversation's
-earlier questions and searched within the article the conversation is about; see
+earlier questions and searched within the articles the conversation is about; see
 `Searcher.search` and `index/conversation.py`."""
 
 from __future__ import annotations
@@ -48,6 +48,18 @@ NOTHING_COSINE = 0.25
 WEAK_COSINE = 0.3
 CONFIDENT_COSINE = 0.55
 MIN_TERM_COVERAGE = 0.4
+
+# A follow-up is searched within the articles of the first CONTEXT_PASSAGES passages shown
+# for the question that set its context, not only the best one's: when the best passage was
+# from the wrong article, the reader still saw the right one. Its BM25 query adds that
+# question's terms at CONTEXT_TERMS_WEIGHT, so "What does the writer blame that on?" after
+# "How much have A&E visits gone up?" still matches on A&E. Both chosen on the tune set's
+# follow-ups, docs/quality.md.
+CONTEXT_PASSAGES = 3
+CONTEXT_TERMS_WEIGHT = 0.25
+# Within them, the best passage's article stays the conversation's: its passages get this
+# score bonus (0.3 scored best on the tune set's follow-ups; 0.2 and 0.4 one turn less).
+ARTICLE_BONUS = 0.3
 
 # Words with which a reader asks about the comments under an article rather than the article.
 _COMMENT_CUE = re.compile(
@@ -106,7 +118,7 @@ class Searcher:
         `history` is the conversation's earlier user questions, oldest first. It only matters
         when `question` refers back (`refers_back`): then the last few earlier questions are
         searched again, in order, each one resolved against those before it, and the
-        follow-up is searched within the article of the latest answer (`_search_followup`).
+        follow-up is searched within the articles of the latest answer (`_search_followup`).
         Stateless: the same history and index always resolve the same way."""
         started = time.perf_counter()
         question = question.strip()
@@ -192,7 +204,9 @@ class Searcher:
             speaker = best.speaker
             if speaker is None and context is not None and refers_back(question) == "person":
                 speaker = context.speaker
-            context = ConversationContext(best.article_id, speaker, question)
+            shown = turn.chosen[:CONTEXT_PASSAGES]
+            articles = tuple(dict.fromkeys(self._article_ids[row] for row, _ in shown))
+            context = ConversationContext(articles, speaker, question)
         return context
 
     def _search_turn(
@@ -204,8 +218,8 @@ class Searcher:
         top_k: int,
     ) -> Turn:
         """One question's passages and confidence; a follow-up (a back-reference with a
-        context) is searched within the context's article, and as a fresh question only
-        when that article has nothing for it."""
+        context) is searched within the context's articles, and as a fresh question only
+        when they have nothing for it."""
         query_vector = self.encoder.encode_query(question)
         reference = refers_back(question) if context is not None else None
         if context is not None and reference is not None:
@@ -229,16 +243,23 @@ class Searcher:
         mode: SearchMode,
         top_k: int,
     ) -> Turn:
-        """A follow-up searched within the conversation's article, the person it refers to
-        favoured. Within one article the per-article cap does not apply. Confidence is that of
-        a scoped search, and a passage counts as close when it is close to the follow-up
-        itself or to the follow-up read after the question that set the context ("How does
-        the author reply to this commenter?" says little on its own)."""
-        scope = self._article_ids == context.article_id
+        """A follow-up searched within the conversation's articles, the best one's passages
+        and the person it refers to favoured, and the context question's terms added to its
+        BM25 query at `CONTEXT_TERMS_WEIGHT`. The per-article cap does not apply. Confidence
+        is that of a scoped search, and a passage counts as close when it is close to the
+        follow-up itself or to the follow-up read after the question that set the context
+        ("How does the author reply to this commenter?" says little on its own)."""
+        scope = np.isin(self._article_ids, list(context.articles))
         if mask is not None:
             scope &= mask
-        bonus = _sum(self._person_bonus(context, reference), self._question_bonus(question))
-        ranked = self._rank(question, query_vector, scope, mode, bonus)
+        best_article = np.where(self._article_ids == context.article_id, ARTICLE_BONUS, 0.0)
+        bonus = _sum(
+            best_article.astype(np.float32),
+            self._person_bonus(context, reference),
+            self._question_bonus(question),
+        )
+        also = (context.question, CONTEXT_TERMS_WEIGHT)
+        ranked = self._rank(question, query_vector, scope, mode, bonus, also_lexical=also)
         chosen = ranked[:top_k]
         rows = [row for row, _ in chosen]
         if not rows:
@@ -340,6 +361,7 @@ class Searcher:
         mode: SearchMode,
         bonus: np.ndarray | None = None,
         candidates: int | None = None,
+        also_lexical: tuple[str, float] | None = None,
     ) -> list[tuple[int, float]]:
         """(row, score in [0, 1]) best first.
 
@@ -348,7 +370,8 @@ class Searcher:
         our evaluation: RRF lets a passage ranked 25th by one retriever count nearly as much
         as the 1st). `bonus` (the person a follow-up refers to, reader comments for a question
         about them) adds the favoured rows' own best candidates and is added to their scores,
-        rescaled to stay in [0, 1]."""
+        rescaled to stay in [0, 1]. `also_lexical` (text, weight) adds that text's BM25 scores,
+        times the weight, to the question's."""
         n = candidates or self.settings.candidates
         favoured = None
         if bonus is not None:
@@ -362,9 +385,11 @@ class Searcher:
                 candidates.append(self.index.dense.search(query_vector, n, favoured_rows)[0])
         lexical = None
         if mode in ("hybrid", "lexical"):
-            lexical = self.index.lexical.scores(
-                question, None if mask is None else mask.astype(np.float32)
-            )
+            row_mask = None if mask is None else mask.astype(np.float32)
+            lexical = self.index.lexical.scores(question, row_mask)
+            if also_lexical is not None:
+                text, text_weight = also_lexical
+                lexical += text_weight * self.index.lexical.scores(text, row_mask)
             candidates.append(_top_positive(lexical, n))
             if favoured is not None:
                 candidates.append(_top_positive(np.where(favoured, lexical, 0.0), n))
