@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pydantic import HttpUrl, TypeAdapter, ValidationError
+
 BODY = "body"
 COMMENT = "comment"
 SECTIONS = (BODY, COMMENT)
@@ -18,6 +20,22 @@ _ARTICLE_ID = re.compile(ARTICLE_ID_PATTERN)
 def is_valid_article_id(article_id: object) -> bool:
     """Whether `article_id` may name an article (and so a file in the articles folder)."""
     return isinstance(article_id, str) and _ARTICLE_ID.fullmatch(article_id) is not None
+
+
+_HTTP_URL = TypeAdapter(HttpUrl)
+
+
+def web_link(url: str | None) -> str | None:
+    """`url` as an absolute http or https link, in the form a browser reads it (pydantic's
+    WHATWG parser: "HTTPS://X.org" -> "https://x.org/"), or None for anything else:
+    `javascript:`, `data:`, `ftp:`, relative or malformed. An article's link is shown to
+    readers, so only a web page may come out of the index."""
+    if not url:
+        return None
+    try:
+        return str(_HTTP_URL.validate_python(url))
+    except ValidationError:
+        return None
 
 
 @dataclass(frozen=True)

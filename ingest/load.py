@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from index.records import ARTICLE_ID_RULE, ArticleRecord, is_valid_article_id
+from index.records import ARTICLE_ID_RULE, ArticleRecord, is_valid_article_id, web_link
 
 META_SUFFIX = ".meta.json"
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
@@ -32,10 +32,19 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Something of an article that was not kept, though the article was."""
+
+    source: str
+    message: str
+
+
 @dataclass
 class LoadResult:
     articles: list[ArticleRecord] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
 
 
 def content_hash(text: str, metadata: dict[str, Any]) -> str:
@@ -44,7 +53,8 @@ def content_hash(text: str, metadata: dict[str, Any]) -> str:
 
 
 def make_article(article_id: str, text: str, metadata: dict[str, Any]) -> ArticleRecord:
-    """Validate and normalise one article; raise ArticleFormatError with the reason."""
+    """Validate and normalise one article; raise ArticleFormatError with the reason. A `url`
+    that is not an absolute http(s) link is left out (`dropped_url` says which)."""
     if not is_valid_article_id(article_id):
         raise ArticleFormatError(f"article id {article_id!r} is not valid: {ARTICLE_ID_RULE}")
     if not isinstance(text, str) or not text.strip():
@@ -55,7 +65,29 @@ def make_article(article_id: str, text: str, metadata: dict[str, Any]) -> Articl
         value = metadata.get(key)
         if value is not None and str(value).strip():
             meta[key] = str(value).strip()
+    if "url" in meta:
+        link = web_link(meta.pop("url"))
+        if link:
+            meta["url"] = link
     return ArticleRecord(id=article_id, text=text, content_hash=content_hash(text, meta), **meta)
+
+
+def dropped_url(metadata: dict[str, Any]) -> str | None:
+    """The `url` of `metadata` that `make_article` leaves out, if there is one."""
+    value = metadata.get("url")
+    if value is None or not str(value).strip():
+        return None
+    return None if web_link(str(value).strip()) else str(value).strip()
+
+
+def _article(source: str, article_id: str, text: str, metadata: dict[str, Any]) -> Iterator[ArticleRecord | Notice]:
+    """`make_article`, and a notice naming the article when its link was left out."""
+    article = make_article(article_id, text, metadata)
+    bad = dropped_url(metadata)
+    if bad is not None:
+        yield Notice(source, f"article {article.id!r}: url {bad[:200]!r} left out (only absolute "
+                             "http or https links are kept)")
+    yield article
 
 
 def load_folder(folder: Path, max_bytes: int = 20_000_000) -> LoadResult:
@@ -74,7 +106,7 @@ def load_paths(paths: Sequence[Path], max_bytes: int = 20_000_000) -> LoadResult
     return merge_reads((path, read_file(path, max_bytes)) for path in paths)
 
 
-def read_file(path: Path, max_bytes: int = 20_000_000) -> list[ArticleRecord | Skipped]:
+def read_file(path: Path, max_bytes: int = 20_000_000) -> list[ArticleRecord | Skipped | Notice]:
     """One file's articles, or why it (or a line of it) was skipped."""
     if not path.is_file():
         return [Skipped(str(path), "no such file")]
@@ -88,7 +120,7 @@ def read_file(path: Path, max_bytes: int = 20_000_000) -> list[ArticleRecord | S
         return [Skipped(str(path), _reason(exc))]
 
 
-def merge_reads(reads: Iterable[tuple[Path, list[ArticleRecord | Skipped]]]) -> LoadResult:
+def merge_reads(reads: Iterable[tuple[Path, list[ArticleRecord | Skipped | Notice]]]) -> LoadResult:
     """Files read (in order) into one result; a second article with an id already seen is skipped."""
     result = LoadResult()
     seen: dict[str, str] = {}
@@ -96,6 +128,8 @@ def merge_reads(reads: Iterable[tuple[Path, list[ArticleRecord | Skipped]]]) -> 
         for item in items:
             if isinstance(item, Skipped):
                 result.skipped.append(item)
+            elif isinstance(item, Notice):
+                result.notices.append(item)
             elif item.id in seen:
                 result.skipped.append(
                     Skipped(str(path), f"duplicate article id {item.id!r} (also in {seen[item.id]})")
@@ -112,7 +146,7 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def load_file(path: Path) -> Iterator[ArticleRecord | Skipped]:
+def load_file(path: Path) -> Iterator[ArticleRecord | Skipped | Notice]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         yield from _load_jsonl(path)
@@ -122,11 +156,11 @@ def load_file(path: Path) -> Iterator[ArticleRecord | Skipped]:
         raise ArticleFormatError("binary file (contains NUL bytes)")
     text = raw.decode("utf-8-sig")
     if suffix == ".txt":
-        yield make_article(path.stem, text, _sidecar(path))
+        yield from _article(str(path), path.stem, text, _sidecar(path))
     elif suffix in (".md", ".markdown"):
-        yield _load_markdown(path, text)
+        yield from _load_markdown(path, text)
     else:
-        yield _load_html(path, text)
+        yield from _load_html(path, text)
 
 
 def _sidecar(path: Path) -> dict[str, Any]:
@@ -142,7 +176,7 @@ def _sidecar(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _load_markdown(path: Path, text: str) -> ArticleRecord:
+def _load_markdown(path: Path, text: str) -> Iterator[ArticleRecord | Notice]:
     meta: dict[str, Any] = {}
     match = _FRONT_MATTER.match(text)
     if match:
@@ -153,10 +187,10 @@ def _load_markdown(path: Path, text: str) -> ArticleRecord:
         if not isinstance(meta, dict):
             raise ArticleFormatError("front matter must be a YAML mapping")
         text = text[match.end() :]
-    return make_article(str(meta.get("id") or path.stem), text, meta)
+    return _article(str(path), str(meta.get("id") or path.stem), text, meta)
 
 
-def _load_html(path: Path, html: str) -> ArticleRecord:
+def _load_html(path: Path, html: str) -> Iterator[ArticleRecord | Notice]:
     import trafilatura  # imported here: it is slow to import and only HTML needs it
 
     document = trafilatura.bare_extraction(
@@ -169,11 +203,27 @@ def _load_html(path: Path, html: str) -> ArticleRecord:
     if data.get("comments"):
         text = f"{text}\n\nComments\n\n{data['comments']}"
     meta = {key: data.get(key) for key in ("title", "author", "date", "url")}
+    # trafilatura leaves out a canonical link that is not http(s) without a word; take the
+    # page's own, so that `_article` says it was left out.
+    meta["url"] = meta["url"] or _declared_url(html)
     meta["source"] = data.get("sitename")
-    return make_article(path.stem, text, meta)
+    return _article(str(path), path.stem, text, meta)
 
 
-def _load_jsonl(path: Path) -> Iterator[ArticleRecord | Skipped]:
+def _declared_url(html: str) -> str | None:
+    """The page's canonical link or og:url, as written."""
+    import lxml.html  # trafilatura's own parser
+
+    try:
+        found = lxml.html.fromstring(html).xpath(
+            "//link[@rel='canonical']/@href | //meta[@property='og:url']/@content"
+        )
+    except (ValueError, lxml.etree.ParserError):
+        return None
+    return str(found[0]) if found else None
+
+
+def _load_jsonl(path: Path) -> Iterator[ArticleRecord | Skipped | Notice]:
     with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -186,7 +236,7 @@ def _load_jsonl(path: Path) -> Iterator[ArticleRecord | Skipped]:
                 article_id = row.get("id", row.get("_id"))
                 if article_id is None:
                     raise ArticleFormatError("missing 'id'")
-                yield make_article(str(article_id), row.get("text"), row)
+                yield from _article(where, str(article_id), row.get("text"), row)
             except json.JSONDecodeError as exc:
                 yield Skipped(where, f"not valid JSON: {exc.msg}")
             except ArticleFormatError as exc:

@@ -23,7 +23,7 @@ from index.settings import Settings
 from ingest.chunk import Chunker
 from ingest.clean import clean
 from ingest.embed import VectorCache, embed_chunks
-from ingest.load import LoadResult, Skipped, load_folder, load_paths
+from ingest.load import LoadResult, Notice, Skipped, load_folder, load_paths
 from ingest.segment import segment
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)  # what was left out of kept articles
     chunks: int = 0
     chunks_embedded: int = 0
     seconds: float = 0.0
@@ -73,6 +74,7 @@ class IngestReport:
             "bytes_written": self.bytes_written,
             "timings": self.timings,
             "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
+            "notices": [{"source": n.source, "message": n.message} for n in self.notices],
         }
 
 
@@ -205,12 +207,15 @@ def _ingest(
     and publish what it says changed, then merge as the policy asks."""
     for skipped in loaded.skipped:
         log.warning("skipped %s: %s", skipped.source, skipped.reason)
+    for notice in loaded.notices:
+        log.warning("%s: %s", notice.source, notice.message)
     index_dir = settings.index_dir
     with store.ingest_lock(index_dir):
         existing = _written(index_dir)
         base, reason = _previous_version(index_dir, settings)
         report = diff(base, reason)
         report.skipped = loaded.skipped
+        report.notices = loaded.notices
         manifest = base.manifest if base else None
         if base is None or report.added or report.changed or report.removed:
             fresh = {*report.added, *report.changed}

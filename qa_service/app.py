@@ -25,6 +25,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from index.encoder import Encoder
 from index.errors import (
@@ -133,6 +134,11 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RecordMetrics)
+    if settings.trusted_proxies:
+        # Outermost, so the rate limit, the metrics and uvicorn's access log all see the
+        # reader's address. uvicorn's own middleware: X-Forwarded-For is read only from a
+        # trusted peer, and the right-most address in it that is not itself trusted is taken.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     _add_error_handlers(app)
     app.include_router(pages_router())
 

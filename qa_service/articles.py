@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ingest.load import META_SUFFIX, SUPPORTED, ArticleFormatError, load_file, make_article
+from ingest.load import META_SUFFIX, SUPPORTED, ArticleFormatError, Notice, load_file, make_article
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 
@@ -71,9 +71,14 @@ def save_uploaded_article(articles_dir: Path, article_id: str, suffix: str, data
         probe = Path(scratch) / f"{article_id}{suffix}"
         probe.write_bytes(data)
         try:
-            (article,) = load_file(probe)  # raises ArticleFormatError with the reason
+            items = list(load_file(probe))  # raises ArticleFormatError with the reason
         except UnicodeDecodeError as exc:
             raise ArticleFormatError("the file is not UTF-8 text") from exc
+    # An upload is refused for a bad link, as a JSON article is (a folder's file is kept
+    # without it): the sender is there to fix it.
+    if any(isinstance(item, Notice) for item in items):
+        raise ArticleFormatError("its url must be an absolute http or https URL")
+    (article,) = items
     if article.id != article_id:  # a Markdown front matter `id:` would file it elsewhere
         raise ArticleFormatError(f"the file's front matter says id {article.id!r}, not {article_id!r}")
     _replace(articles_dir, article_id, {f"{article_id}{suffix}": data})

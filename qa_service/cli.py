@@ -47,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"built (qa-ingest {settings.articles_dir} --index {settings.index_dir}, or POST /admin/reindex)",
                 file=sys.stderr,
             )
+        # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1
+        # (its default), so any local process could pick its address; create_app reads the
+        # header from QA_TRUSTED_PROXIES only.
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                    timeout_graceful_shutdown=30)
+                    timeout_graceful_shutdown=30, proxy_headers=False)
         return 0
 
     return run_cli("qa-serve", body)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from index.records import ARTICLE_ID_PATTERN, Confidence, Passage, SearchResult
+from index.records import ARTICLE_ID_PATTERN, Confidence, Passage, SearchResult, web_link
 from qa_service.compose import ComposedAnswer
+
+# An article's link as the API gives it: absolute http(s) or null, whatever the index holds
+# (an index built before links were checked may hold `javascript:`).
+WebLink = Annotated[
+    str | None,
+    AfterValidator(web_link),
+    Field(description="the article's page: an absolute http or https URL, or null"),
+]
 
 
 class Strict(BaseModel):
@@ -58,7 +66,7 @@ class PassageOut(BaseModel):
     article_id: str
     title: str | None
     author: str | None
-    url: str | None
+    url: WebLink
     section: Literal["body", "comment"]
     speaker: str | None
     text: str
@@ -168,7 +176,7 @@ class ArticleSummary(BaseModel):
     title: str | None
     author: str | None
     date: str | None
-    url: str | None
+    url: WebLink
     chunks: int
 
 
@@ -192,8 +200,15 @@ class ArticleIn(Strict):
     title: str | None = Field(None, max_length=1000)
     author: str | None = Field(None, max_length=1000)
     date: str | None = Field(None, max_length=100)
-    url: str | None = Field(None, max_length=2000)
+    url: str | None = Field(None, max_length=2000, description="absolute http or https URL")
     source: str | None = Field(None, max_length=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _web_link(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() and web_link(value.strip()) is None:
+            raise ValueError("url must be an absolute http or https URL")
+        return value
 
 
 class JobAccepted(BaseModel):

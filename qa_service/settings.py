@@ -5,7 +5,12 @@ Read from `QA_*` environment variables (e.g. `QA_ADMIN_TOKEN`, `QA_CORS_ORIGINS=
 
 from __future__ import annotations
 
+import ipaddress
+import json
+from typing import Annotated
+
 from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from index.settings import Settings
 
@@ -34,6 +39,12 @@ class ServiceSettings(Settings):
     reload_interval_s: float = Field(
         1.0, gt=0, description="how often the service checks for a newly published index version"
     )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="addresses or networks of the proxies in front (e.g. 127.0.0.2 or "
+        "10.0.0.0/8, comma-separated or a JSON list); from them, and only them, the client's "
+        "address is taken from X-Forwarded-For",
+    )
 
 
     # Composed answers (qa_service.compose); unset llm_url turns them off.
@@ -57,6 +68,26 @@ class ServiceSettings(Settings):
         0.55, ge=0.0, le=1.0,
         description="similarity a composed sentence needs to a sentence of a passage it cites",
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 127.0.0.2, 10.0.0.0/8)"
+                ) from None
+        return value
 
     @field_validator("admin_token", "llm_url", "llm_api_key", mode="before")
     @classmethod

@@ -75,3 +75,7 @@ def test_replicas_profile_serves_the_shared_index_read_only_behind_nginx() -> No
     (conf,) = [v.split(":")[0] for v in balancer["volumes"] if v.endswith("default.conf:ro")]
     text = Path(conf).read_text()
     assert "server replica:8000" in text and "proxy_next_upstream error" in text
+    # The replicas take the reader's address from X-Forwarded-For, which nginx sets, and only
+    # when it comes from the balancer's own fixed address.
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for" in text
+    assert replica["environment"]["QA_TRUSTED_PROXIES"] == balancer["networks"]["edge"]["ipv4_address"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ingest.load import load_file, load_folder
 
 
@@ -241,3 +243,45 @@ def test_content_hash_is_stable_and_changes_with_text_or_metadata(tmp_path):
     assert _hash_of(tmp_path, "Same words.", {"title": "T2", "author": "A B"}) != base
     assert _hash_of(tmp_path, "Same words.", {"title": "T", "author": "C D"}) != base
     assert _hash_of(tmp_path, "Same words.", None) != base
+
+
+# --- links ----------------------------------------------------------------------------------
+
+_BAD_URLS = ["javascript:alert(document.cookie)", "data:text/html,<script>alert(1)</script>",
+             "/news/2024/relative-page", "ftp://files.example.org/article.txt"]
+
+
+def _with_url(folder: Path, kind: str, url: str) -> None:
+    text = "District nurses in the northern towns have seen their caseloads double."
+    if kind == "meta.json":
+        _write(folder, "linked.txt", text)
+        _write(folder, "linked.meta.json", json.dumps({"title": "Nurses", "url": url}))
+    elif kind == "front matter":
+        _write(folder, "linked.md", f"---\ntitle: Nurses\nurl: '{url}'\n---\n{text}\n")
+    elif kind == "html":
+        page = _HTML.replace('<meta name="author"', f'<link rel="canonical" href="{url}">\n  <meta name="author"')
+        _write(folder, "linked.html", page)
+    else:
+        _write(folder, "linked.jsonl", json.dumps({"id": "linked", "text": text, "url": url}) + "\n")
+
+
+@pytest.mark.parametrize("kind", ["meta.json", "front matter", "html", "jsonl"])
+@pytest.mark.parametrize("url", _BAD_URLS)
+def test_a_link_that_is_not_http_is_left_out_with_a_notice_naming_the_article(
+    tmp_path: Path, kind: str, url: str
+) -> None:
+    _with_url(tmp_path, kind, url)
+    result = load_folder(tmp_path)
+    article = _only_article(result)
+    assert article.url is None
+    (notice,) = result.notices
+    assert "'linked'" in notice.message and "left out" in notice.message
+    assert url[:20] in notice.message and Path(notice.source.split(":")[0]).name.startswith("linked")
+
+
+@pytest.mark.parametrize("kind", ["meta.json", "front matter", "html", "jsonl"])
+def test_an_http_link_is_kept(tmp_path: Path, kind: str) -> None:
+    _with_url(tmp_path, kind, "https://news.example.org/2024/nurses")
+    result = load_folder(tmp_path)
+    assert _only_article(result).url == "https://news.example.org/2024/nurses"
+    assert result.notices == []

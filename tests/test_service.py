@@ -245,6 +245,8 @@ def test_upload_an_article_file(client: TestClient) -> None:
         ({"file": ("x.txt", b"some text", "text/plain")}, {"id": "../escape"}, "not valid"),
         ({"file": (".hidden.txt", b"some text", "text/plain")}, None, "not valid"),
         (None, {"id": "abc"}, "'file' field"),
+        ({"file": ("linked.md", b"---\nurl: javascript:alert(1)\n---\nsome text", "text/markdown")}, None,
+         "url must be an absolute http or https URL"),
     ],
 )
 def test_bad_uploads_are_refused_and_write_nothing(
@@ -267,6 +269,8 @@ def test_bad_json_articles_are_refused(client: TestClient) -> None:
         ({"id": "ok", "text": ""}, "text"),
         ({"id": "ok"}, "text: Field required"),
         ({"id": "ok", "text": "x", "colour": "red"}, "colour"),
+        ({"id": "ok", "text": "x", "url": "javascript:alert(1)"}, "url must be an absolute http or https URL"),
+        ({"id": "ok", "text": "x", "url": "/news/relative"}, "url must be an absolute http or https URL"),
     ]:
         response = client.post("/articles", headers=AUTH, json=body)
         assert response.status_code == 422 and says in response.json()["detail"], response.text
