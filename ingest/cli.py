@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         "(the 'distributed' extra)",
     )
     parser.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: start a local one)")
+    parser.add_argument(
+        "--release-encoders", action="store_true",
+        help="with --engine ray: stop the cluster's encoder actors when the run ends (by default "
+        "they stay, the model loaded, for the next run)",
+    )
     return parser
 
 
@@ -61,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         folders = [p for p in args.articles if p.is_dir()]
         if folders and (len(args.articles) > 1 or args.remove):
             raise IngestError("give one articles folder, or article files and --remove ids, not both")
-        if args.engine == "local" and args.ray_address:
-            raise IngestError("--ray-address needs --engine ray")
+        if args.engine == "local" and (args.ray_address or args.release_encoders):
+            raise IngestError(f"{'--ray-address' if args.ray_address else '--release-encoders'} needs --engine ray")
         if folders:
             report = run_ingest(folders[0], settings, progress=progress, optimize=args.optimize, ray=_ray_options(args))
         elif args.engine == "ray":
@@ -86,7 +91,7 @@ def _ray_options(args: argparse.Namespace):
         from ingest.ray_engine import RayOptions
     except ImportError as exc:
         raise IngestError(f"--engine ray needs Ray: pip install -e '.[distributed]' ({exc})") from exc
-    return RayOptions(address=args.ray_address)
+    return RayOptions(address=args.ray_address, release_encoders=args.release_encoders)
 
 
 def _summary(report: IngestReport) -> str:

@@ -353,7 +353,7 @@ def _build(
         if ray is not None:
             from ingest import ray_engine
 
-            chunks = ray_engine.chunk_articles(articles, settings)
+            chunks = ray_engine.chunk_articles(articles, settings, ray)
             encode_batches = ray_engine.batch_encoder(ray, settings)
         else:
             chunker = Chunker(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)

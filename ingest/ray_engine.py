@@ -1,8 +1,9 @@
 """The Ray Data engine of qa-ingest (`--engine ray`, the `distributed` extra).
 
-Reading files, and cleaning, segmenting and chunking articles, run as Ray Data tasks;
-embedding runs in an actor pool of encoders (one model load per actor, one GPU each when the
-cluster has GPUs). The driver keeps what has to be in one place: the diff against the served
+Reading files runs as Ray Data tasks. Cleaning, segmenting, chunking and embedding run on
+the cluster's encoder actors: one model load per actor (one GPU each when the cluster has
+GPUs), named and detached, so a later ingest on the same cluster finds them loaded. The
+driver keeps what has to be in one place: the diff against the served
 version, the vector cache (only texts it has not seen are sent out) and the publish, so the
 result is the same version the in-process engine writes. Without an address a local Ray is
 started for the run; with one (`ray://…` or `host:port`) the driver joins that cluster.
@@ -14,7 +15,7 @@ dataclasses the rest of the pipeline uses.
 from __future__ import annotations
 
 import contextlib
-import functools
+import hashlib
 import logging
 import pickle
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from index.errors import IngestError
 from index.records import ArticleRecord, Chunk
 from index.settings import Settings
 from ingest.embed import BatchEncoder
@@ -32,11 +34,13 @@ from ingest.load import LoadResult, article_files, merge_reads, read_file
 class RayOptions:
     address: str | None = None  # None: start a local Ray for the run
     encoders: int | None = None  # encoder actors; default: one per GPU, else one per CPU
+    release_encoders: bool = False  # stop the cluster's encoder actors when the run ends
 
 
 @contextlib.contextmanager
 def cluster(options: RayOptions) -> Iterator[None]:
-    """Ray initialised for the run (and shut down after it, if this run started it)."""
+    """Ray initialised for the run (and left after it, if this run connected). In a cluster
+    joined (`address`), the encoder actors stay for the next run unless `release_encoders`."""
     import ray
     import ray.data
 
@@ -52,8 +56,10 @@ def cluster(options: RayOptions) -> Iterator[None]:
     try:
         yield
     finally:
+        if options.release_encoders:
+            release_encoders()
         if started:
-            ray.shutdown()
+            ray.shutdown()  # the driver leaves; a local Ray it started stops, with its actors
 
 
 def load_folder(folder: Path, max_bytes: int) -> LoadResult:
@@ -73,6 +79,7 @@ def load_folder(folder: Path, max_bytes: int) -> LoadResult:
 
 
 _BATCH = 32  # files or articles per Ray task: fewer, larger tasks cost less scheduling
+NAMESPACE = "article-qa"  # where the encoder actors are named
 
 
 def _read_files(batch, max_bytes: int):
@@ -80,76 +87,100 @@ def _read_files(batch, max_bytes: int):
     return batch
 
 
-def chunk_articles(articles: list[ArticleRecord], settings: Settings) -> list[Chunk]:
-    """Every article's chunks, in article order (as the in-process engine makes them)."""
-    import ray.data
-
-    rows = (
-        ray.data.from_items([{"number": i, "article": pickle.dumps(a)} for i, a in enumerate(articles)])
-        .map_batches(_chunk_articles, fn_kwargs={"settings": settings}, batch_size=_BATCH, batch_format="pandas")
-        .take_all()
-    )
-    rows.sort(key=lambda row: row["number"])
-    return [chunk for row in rows for chunk in pickle.loads(row["chunks"])]
-
-
-def _chunk_articles(batch, settings: Settings):
-    from ingest.pipeline import article_chunks
-
-    chunker = _chunker(settings.model, settings.chunk_tokens, settings.chunk_overlap_tokens)
-    batch["chunks"] = [pickle.dumps(article_chunks(pickle.loads(blob), chunker)) for blob in batch["article"]]
-    return batch.drop(columns=["article"])
-
-
-@functools.cache
-def _chunker(model: str, chunk_tokens: int, overlap_tokens: int):
-    """One tokenizer per Ray worker process (they outlive tasks), loaded on first use."""
-    from transformers import AutoTokenizer
-
-    from index.encoder import resolve_model_path
-    from ingest.chunk import Chunker
-
-    return Chunker(AutoTokenizer.from_pretrained(resolve_model_path(model)), chunk_tokens, overlap_tokens)
+def chunk_articles(articles: list[ArticleRecord], settings: Settings, options: RayOptions) -> list[Chunk]:
+    """Every article's chunks, in article order (as the in-process engine makes them), cut by
+    the encoder actors, whose tokenizer is loaded already."""
+    batches = [articles[i : i + _BATCH] for i in range(0, len(articles), _BATCH)]
+    done = dict(_map(encoder_actors(options, settings, len(batches)), "chunk", batches,
+                     settings.chunk_tokens, settings.chunk_overlap_tokens))
+    return [chunk for number in range(len(batches)) for chunk in done[number]]
 
 
 def batch_encoder(options: RayOptions, settings: Settings) -> BatchEncoder:
-    """`embed_chunks`' batches embedded by an actor pool of encoders, as they finish."""
+    """`embed_chunks`' batches embedded by the cluster's encoder actors, as they finish."""
 
     def encode(batches: list[list[str]]) -> Iterator[tuple[int, Any]]:
-        import ray.data
-
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        actors = min(options.encoders or gpus or _cpus(), len(batches))  # no idle actors
-        rows = (
-            ray.data.from_items([{"number": i, "texts": pickle.dumps(t)} for i, t in enumerate(batches)],
-                                override_num_blocks=len(batches))
-            .map(_EmbedBatch, fn_constructor_kwargs={"settings": settings},
-                 compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0)
-        )
-        for row in rows.iter_rows():
-            yield int(row["number"]), pickle.loads(row["vectors"])
+        yield from _map(encoder_actors(options, settings, len(batches)), "encode", batches)
 
     return encode
 
 
-class _EmbedBatch:
-    """Ray actor UDF: the model loaded once, one thread (the actor's CPU), or its GPU."""
+def encoder_actors(options: RayOptions, settings: Settings, batches: int) -> list[Any]:
+    """The cluster's encoder actors for this model, at most one per batch. They are named and
+    detached: they outlive the run, and the next ingest on the same cluster finds the model
+    loaded (loading it cost each run about 4 s of its embedding stage, docs/benchmarks.md).
+    Each is pinned to a node: on a GPU cluster one per GPU, else one per CPU, taken from the
+    nodes in turn. A CPU actor reserves no CPU, so that it never keeps a later run's Ray Data
+    tasks waiting for a core (and Ray would not spread actors that reserve nothing)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    def __init__(self, settings: Settings) -> None:
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    slots = _slots("GPU" if gpus else "CPU")
+    if not slots:
+        raise IngestError("the Ray cluster has no alive node with a CPU or GPU to run encoders on")
+    count = min(options.encoders or len(slots), len(slots), batches)
+    key = hashlib.sha256(f"{settings.model}\0{settings.embed_batch_size}".encode()).hexdigest()[:12]
+    actor = ray.remote(_Encoder)
+    return [
+        actor.options(name=f"encoder-{key}-{node[:12]}-{i}", namespace=NAMESPACE, lifetime="detached",
+                      get_if_exists=True, num_cpus=0, num_gpus=1 if gpus else 0,
+                      scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        .remote(settings.model, settings.embed_batch_size)
+        for node, i in slots[:count]
+    ]
+
+
+def _slots(resource: str) -> list[tuple[str, int]]:
+    """(node id, slot) for each unit of `resource` on the alive nodes, the nodes taken in turn."""
+    import ray
+
+    per_node = {n["NodeID"]: int(n["Resources"].get(resource, 0)) for n in ray.nodes() if n["Alive"]}
+    most = max(per_node.values(), default=0)
+    return [(node, i) for i in range(most) for node, units in sorted(per_node.items()) if i < units]
+
+
+def release_encoders() -> int:
+    """Stop this cluster's encoder actors (they hold a model each); how many there were."""
+    import ray
+
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+             if a["namespace"] == NAMESPACE and a["name"].startswith("encoder-")]
+    for name in names:
+        ray.kill(ray.get_actor(name, namespace=NAMESPACE))
+    return len(names)
+
+
+def _map(actors: list[Any], method: str, batches: list, *args: Any) -> Iterator[tuple[int, Any]]:
+    """(number, result) of `method` on each batch, spread over `actors`, as they finish."""
+    from ray.util import ActorPool
+
+    pool = ActorPool(actors)
+    return pool.map_unordered(lambda a, item: getattr(a, method).remote(item[0], item[1], *args), enumerate(batches))
+
+
+class _Encoder:
+    """Ray actor: the model loaded once, one thread (or its GPU); it also cuts articles into
+    chunks with the model's own tokenizer."""
+
+    def __init__(self, model: str, batch_size: int) -> None:
         import torch
 
         from index.encoder import Encoder
 
         if not torch.cuda.is_available():
             torch.set_num_threads(1)
-        self._encoder = Encoder(settings.model, settings.embed_batch_size)
+        self._encoder = Encoder(model, batch_size)
+        self._chunkers: dict[tuple[int, int], Any] = {}
 
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        vectors = self._encoder.encode(pickle.loads(row["texts"]))
-        return {"number": row["number"], "vectors": pickle.dumps(vectors)}
+    def encode(self, number: int, texts: list[str]) -> tuple[int, Any]:
+        return number, self._encoder.encode(texts)
 
+    def chunk(self, number: int, articles: list[ArticleRecord], chunk_tokens: int, overlap_tokens: int) -> tuple[int, list[Chunk]]:
+        from ingest.chunk import Chunker
+        from ingest.pipeline import article_chunks
 
-def _cpus() -> int:
-    import ray
-
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+        key = (chunk_tokens, overlap_tokens)
+        if key not in self._chunkers:
+            self._chunkers[key] = Chunker(self._encoder.tokenizer, chunk_tokens, overlap_tokens)
+        return number, [chunk for article in articles for chunk in article_chunks(article, self._chunkers[key])]

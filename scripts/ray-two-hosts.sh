@@ -66,10 +66,10 @@ ray.init(address="10.77.0.1:6379", logging_level="ERROR")
 ip_of = {node.node_id: node.node_ip for node in list_nodes()}
 tasks = Counter()
 for task in list_tasks(filters=[("state", "=", "FINISHED")], limit=10000, detail=True):
-    if "EmbedBatch" in task.name:
+    if "_Encoder" in task.name:
         tasks[(str(ip_of.get(task.node_id, task.node_id)), str(task.type), str(task.name))] += 1
 for (ip, kind, name), count in sorted(tasks.items()):
     print(f"{ip}  {kind:22} {name}: {count}")
-worker = sum(n for (ip, kind, name), n in tasks.items() if ip == "10.77.0.2" and name.endswith(".submit"))
+worker = sum(n for (ip, kind, name), n in tasks.items() if ip == "10.77.0.2" and name.endswith(".encode"))
 print("embedding batches run on the worker host:", worker)
 EOF

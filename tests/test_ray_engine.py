@@ -18,8 +18,8 @@ from index.store import load_index
 from ingest.pipeline import run_ingest
 from tests.conftest import REPO, SAMPLE_ARTICLES
 
-pytest.importorskip("ray.data", reason="the 'distributed' extra is not installed")
-from ingest.ray_engine import RayOptions
+ray = pytest.importorskip("ray", reason="the 'distributed' extra is not installed")
+from ingest.ray_engine import NAMESPACE, RayOptions
 
 SCIFACT = REPO.parent / "shared" / "bench" / "scifact" / "corpus.jsonl"
 QUESTIONS = [
@@ -40,8 +40,17 @@ def test_ray_engine_gives_the_local_engines_chunks_vectors_and_answers(tmp_path:
                 bundle.write(json.dumps({"id": f"scifact-{doc['_id']}", "title": doc["title"], "text": doc["text"]}) + "\n")
     local = run_ingest(articles, Settings(index_dir=tmp_path / "local"), encoder, progress=False)
     done = []
-    distributed = run_ingest(articles, Settings(index_dir=tmp_path / "ray"), encoder, progress=False,
-                             ray=RayOptions(), on_progress=lambda stage, d, t: done.append((stage, d, t)))
+    ray.init(include_dashboard=False, log_to_driver=False)  # a cluster the runs join, as with --ray-address
+    try:
+        distributed = run_ingest(articles, Settings(index_dir=tmp_path / "ray"), encoder, progress=False,
+                                 ray=RayOptions(), on_progress=lambda stage, d, t: done.append((stage, d, t)))
+        # The encoder actors stay in the cluster for the next run, until a run releases them.
+        assert _encoder_actors() == int(ray.cluster_resources()["CPU"])
+        again = run_ingest(articles, Settings(index_dir=tmp_path / "ray"), encoder, progress=False,
+                           ray=RayOptions(release_encoders=True))
+        assert not again.published and _encoder_actors() == 0
+    finally:
+        ray.shutdown()
     assert distributed.chunks == local.chunks and distributed.chunks_embedded == local.chunks_embedded > 80
     assert ("embedding", local.chunks_embedded, local.chunks_embedded) in done  # progress as the local engine reports it
 
@@ -64,3 +73,7 @@ def test_ray_engine_gives_the_local_engines_chunks_vectors_and_answers(tmp_path:
         answers = [[(p.chunk.id, round(p.score, 5)) for p in Searcher(index, encoder, Settings()).search(question).passages]
                    for index in (one, other)]
         assert answers[0] == answers[1] and answers[0]
+
+
+def _encoder_actors() -> int:
+    return sum(a["namespace"] == NAMESPACE for a in ray.util.list_named_actors(all_namespaces=True))
