@@ -8,6 +8,7 @@ earlier questions and searched within the articles the conversation is about; se
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections import defaultdict
@@ -61,6 +62,8 @@ CONTEXT_TERMS_WEIGHT = 0.25
 # score bonus (0.3 scored best on the tune set's follow-ups; 0.2 and 0.4 one turn less).
 ARTICLE_BONUS = 0.3
 
+QUERY_VECTORS = 1024  # question vectors a searcher keeps (1.5 KB each)
+
 # Words with which a reader asks about the comments under an article rather than the article.
 _COMMENT_CUE = re.compile(
     r"\b(comment\w*|readers?|repl(y|ies|ied)|respon(d|ds|ded|se))\b", re.IGNORECASE
@@ -78,7 +81,8 @@ class Turn:
 
 
 class Searcher:
-    """Searches one loaded index version. Cheap to create; holds no state across queries."""
+    """Searches one loaded index version. Cheap to create; across queries it keeps only the
+    vectors of recent questions."""
 
     def __init__(self, index: IndexVersion, encoder: Encoder, settings: Settings) -> None:
         if index.manifest.model != encoder.model_name:
@@ -88,6 +92,9 @@ class Searcher:
         self.index = index
         self.encoder = encoder
         self.settings = settings
+        # A follow-up searches its conversation's earlier questions again, and readers repeat
+        # popular questions: their vectors are kept (the model is the version's, so per searcher).
+        self._query_vector = functools.lru_cache(maxsize=QUERY_VECTORS)(encoder.encode_query)
         index.dense.set_search_params(settings.ivf_nprobe, settings.hnsw_ef_search)
         # Per-row columns from the index's chunk table (vectorised: no Chunk per row, which
         # took seconds and hundreds of MB at a million chunks). Distinct values are few, so
@@ -181,7 +188,7 @@ class Searcher:
             raise InvalidQueryError(f"depth must be at least 1, got {depth}")
         mode = mode or self.settings.search_mode
         mask = self._mask(filters or Filters())
-        query_vector = self.encoder.encode_query(question)
+        query_vector = self._query_vector(question)
         candidates = max(depth, self.settings.candidates)
         bonus = self._question_bonus(question)
         ranked = self._rank(question, query_vector, mask, mode, bonus, candidates=candidates)
@@ -220,7 +227,7 @@ class Searcher:
         """One question's passages and confidence; a follow-up (a back-reference with a
         context) is searched within the context's articles, and as a fresh question only
         when they have nothing for it."""
-        query_vector = self.encoder.encode_query(question)
+        query_vector = self._query_vector(question)
         reference = refers_back(question) if context is not None else None
         if context is not None and reference is not None:
             turn = self._search_followup(question, query_vector, context, reference, mask, mode, top_k)
@@ -267,7 +274,7 @@ class Searcher:
         vectors = self.index.vectors[rows]
         closest = float(np.max(vectors @ query_vector))
         if closest < CONFIDENT_COSINE:  # from there the answer is given anyway: spare a model call
-            in_context = self.encoder.encode_query(f"{context.question} {question}")
+            in_context = self._query_vector(f"{context.question} {question}")
             closest = max(closest, float(np.max(vectors @ in_context)))
         return Turn(chosen, self._confidence(question, rows, closest, scoped=True), query_vector)
 

@@ -49,6 +49,7 @@ from qa_service.metrics import CONTENT_TYPE, Metrics
 from qa_service.middleware import BodySizeLimit, RecordMetrics
 from qa_service.pages import pages_router
 from qa_service.ratelimit import RateLimiter
+from qa_service.search_cache import SearchCache
 from qa_service.rewrite import FollowupRewriter
 from qa_service.routes.ask import ask_router
 from qa_service.schemas import (
@@ -106,7 +107,8 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
         if settings.ask_rate_per_minute:
             limiter = RateLimiter(settings.ask_rate_per_minute, settings.ask_burst)
         service = Service(settings, model, holder, JobRunner(settings, model, job_finished), metrics,
-                          threading.Lock(), limiter, *_language_model(settings, model))
+                          threading.Lock(), limiter, *_language_model(settings, model),
+                          SearchCache(settings.search_cache_size))
         app.state.service = service
         app.state.metrics = metrics
         await run_in_threadpool(holder.refresh)

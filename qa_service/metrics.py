@@ -42,6 +42,10 @@ class Metrics:
         self.ingest_jobs_pending = Gauge(
             "qa_ingest_jobs_pending", "ingest jobs queued or running", registry=self.registry
         )
+        self.search_cache = Counter(
+            "qa_search_cache", "searches by whether the cache of the served version had them (hit, "
+            "miss); the hit rate is hit / (hit + miss)", ["result"], registry=self.registry,
+        )
         self.answers = Counter(
             "qa_answers", "questions answered, by confidence (high: an answer; low: possibly "
             "related passages; none: nothing found)", ["confidence"], registry=self.registry,

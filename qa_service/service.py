@@ -18,6 +18,7 @@ from qa_service.holder import IndexHolder
 from qa_service.jobs import JobRunner
 from qa_service.metrics import Metrics
 from qa_service.ratelimit import RateLimiter
+from qa_service.search_cache import SearchCache
 from qa_service.rewrite import FollowupRewriter
 from qa_service.schemas import ErrorOut
 from qa_service.settings import ServiceSettings
@@ -36,6 +37,7 @@ class Service:
     ask_limiter: RateLimiter | None
     composer: Composer | None  # None when no language model is configured (QA_LLM_URL)
     rewriter: FollowupRewriter | None  # None unless QA_LLM_REWRITE_FOLLOWUPS is on too
+    search_cache: SearchCache  # recent searches of the served version (QA_SEARCH_CACHE_SIZE)
 
 
 # Dependencies are `async def`: they do no I/O, and FastAPI runs a plain `def` dependency in

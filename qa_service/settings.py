@@ -36,6 +36,9 @@ class ServiceSettings(Settings):
     query_threads: int = Field(
         1, ge=1, description="threads torch, FAISS and ONNX Runtime use within one question"
     )
+    search_cache_size: int = Field(
+        1000, ge=0, description="recent searches kept per index version for repeated questions; 0 turns it off"
+    )
     reload_interval_s: float = Field(
         1.0, gt=0, description="how often the service checks for a newly published index version"
     )

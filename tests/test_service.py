@@ -376,3 +376,44 @@ def test_ask_is_rate_limited_per_client_with_retry_after(
         assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 10
         assert "too many questions" in limited.json()["detail"]
         assert client.get("/articles").status_code == 200  # only /ask is limited
+
+
+def _cache_counts(client: TestClient) -> dict[str, int]:
+    counts = {"hit": 0, "miss": 0}
+    for line in client.get("/metrics").text.splitlines():
+        for result in counts:
+            if line.startswith(f'qa_search_cache_total{{result="{result}"}}'):
+                counts[result] = int(float(line.split()[-1]))
+    return counts
+
+
+def test_a_repeated_question_comes_from_the_cache_until_the_version_changes(
+    tmp_path: Path, sample_index: Path, encoder: Encoder
+) -> None:
+    from index.settings import Settings
+    from ingest.pipeline import run_update
+
+    articles, index = copy_service_dirs(tmp_path, sample_index)
+    asked = {"question": "Who compares healthcare to having a kitchen replaced?"}
+    with make_client(articles, index, encoder) as client:
+        first, again = (client.post("/ask", json=asked).json() for _ in range(2))
+        assert _cache_counts(client) == {"hit": 1, "miss": 1}
+        assert {**first, "took_ms": 0} == {**again, "took_ms": 0}
+        # Another top_k, or the same words as a follow-up, is another search.
+        client.post("/ask", json={**asked, "top_k": 2})
+        client.post("/ask", json={"question": "Does he trust councils?", "history": [{"role": "user", "content": asked["question"]}]})
+        assert _cache_counts(client) == {"hit": 1, "miss": 3}
+
+        (articles / "stroma.txt").write_text(LIGHTHOUSE_TEXT, encoding="utf-8")
+        report = run_update([articles / "stroma.txt"], Settings(index_dir=index), encoder, progress=False)
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").json()["index_version"] != report.version:
+            assert time.monotonic() < deadline, "the new version was not served"
+            time.sleep(0.1)
+        after = client.post("/ask", json=asked).json()
+        assert after["index_version"] == report.version != first["index_version"]
+        assert _cache_counts(client) == {"hit": 1, "miss": 4}
+    with make_client(articles, index, encoder, search_cache_size=0) as client:
+        for _ in range(2):
+            client.post("/ask", json=asked)
+        assert _cache_counts(client) == {"hit": 0, "miss": 2}

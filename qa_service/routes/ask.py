@@ -97,7 +97,12 @@ def _search(service: Service, searcher: Searcher, question: str, history: list[T
         )
     earlier = [turn.content for turn in history if turn.role == "user" and turn.content.strip()]
     searched = _rewritten(service, searcher, question, earlier) or question
-    result = searcher.search(searched, top_k=top_k, filters=_filters(filters), history=earlier)
+    wanted = _filters(filters)
+    key = (searched.strip(), top_k, wanted, tuple(earlier))
+    result, cached = service.search_cache.get(
+        searcher.version, key, lambda: searcher.search(searched, top_k=top_k, filters=wanted, history=earlier)
+    )
+    service.metrics.search_cache.labels("hit" if cached else "miss").inc()
     service.metrics.answers.labels(result.confidence).inc()
     return result
 
