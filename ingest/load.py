@@ -54,7 +54,7 @@ def content_hash(text: str, metadata: dict[str, Any]) -> str:
 
 def make_article(article_id: str, text: str, metadata: dict[str, Any]) -> ArticleRecord:
     """Validate and normalise one article; raise ArticleFormatError with the reason. A `url`
-    that is not an absolute http(s) link is left out (`dropped_url` says which)."""
+    that is not an absolute http(s) link is left out."""
     if not is_valid_article_id(article_id):
         raise ArticleFormatError(f"article id {article_id!r} is not valid: {ARTICLE_ID_RULE}")
     if not isinstance(text, str) or not text.strip():
@@ -72,20 +72,12 @@ def make_article(article_id: str, text: str, metadata: dict[str, Any]) -> Articl
     return ArticleRecord(id=article_id, text=text, content_hash=content_hash(text, meta), **meta)
 
 
-def dropped_url(metadata: dict[str, Any]) -> str | None:
-    """The `url` of `metadata` that `make_article` leaves out, if there is one."""
-    value = metadata.get("url")
-    if value is None or not str(value).strip():
-        return None
-    return None if web_link(str(value).strip()) else str(value).strip()
-
-
 def _article(source: str, article_id: str, text: str, metadata: dict[str, Any]) -> Iterator[ArticleRecord | Notice]:
     """`make_article`, and a notice naming the article when its link was left out."""
     article = make_article(article_id, text, metadata)
-    bad = dropped_url(metadata)
-    if bad is not None:
-        yield Notice(source, f"article {article.id!r}: url {bad[:200]!r} left out (only absolute "
+    given = str(metadata.get("url") or "").strip()
+    if given and article.url is None:
+        yield Notice(source, f"article {article.id!r}: url {given[:200]!r} left out (only absolute "
                              "http or https links are kept)")
     yield article
 

@@ -45,7 +45,7 @@ def test_ray_engine_gives_the_local_engines_chunks_vectors_and_answers(tmp_path:
         distributed = run_ingest(articles, Settings(index_dir=tmp_path / "ray"), encoder, progress=False,
                                  ray=RayOptions(), on_progress=lambda stage, d, t: done.append((stage, d, t)))
         # The encoder actors stay in the cluster for the next run, until a run releases them.
-        assert _encoder_actors() == int(ray.cluster_resources()["CPU"])
+        assert 0 < _encoder_actors() <= int(ray.cluster_resources()["CPU"])  # no more than batches
         again = run_ingest(articles, Settings(index_dir=tmp_path / "ray"), encoder, progress=False,
                            ray=RayOptions(release_encoders=True))
         assert not again.published and _encoder_actors() == 0
