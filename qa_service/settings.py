@@ -44,7 +44,7 @@ class ServiceSettings(Settings):
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="addresses or networks of the proxies in front (e.g. 127.0.0.2 or "
+        description="addresses or networks of the proxies in front (e.g. 127.0.0.1 or "
         "10.0.0.0/8, comma-separated or a JSON list); from them, and only them, the client's "
         "address is taken from X-Forwarded-For",
     )
@@ -88,7 +88,7 @@ class ServiceSettings(Settings):
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(
-                    f"{entry!r} is not an IP address or network (e.g. 127.0.0.2, 10.0.0.0/8)"
+                    f"{entry!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
                 ) from None
         return value
 

@@ -6,11 +6,12 @@
 # hot-swaps on its own when CURRENT moves. nginx sends a request that fails to connect (a
 # replica down or restarting) to the next replica; a replica that exits is restarted here.
 # SIGTERM or Ctrl-C stops them all. QA_REPLICA_CPUS="0 1 ..." pins replica i to the i-th CPU
-# listed (taskset), one core each. nginx connects to the replicas from 127.0.0.2 (the whole
-# of 127.0.0.0/8 is loopback) and passes the reader's address in X-Forwarded-For; the
-# replicas trust that header from 127.0.0.2 only (QA_TRUSTED_PROXIES), so nothing else on
-# the machine can claim another address. Needs nginx (Debian: apt-get install nginx-light)
-# and `bash scripts/setup.sh` run once.
+# listed (taskset), one core each. nginx passes the reader's address in X-Forwarded-For, and
+# the replicas believe that header from nginx's address, 127.0.0.1, only (QA_TRUSTED_PROXIES):
+# a client on another address is taken at its word. (nginx cannot connect from an address of
+# its own here: with `proxy_bind 127.0.0.2` it stopped failing over when a replica was
+# killed.) Needs nginx (Debian: apt-get install nginx-light) and `bash scripts/setup.sh` run
+# once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,7 @@ index_dir="${QA_INDEX_DIR:-data/index}"
 articles_dir="${QA_ARTICLES_DIR:-data/articles}"
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/qa-replicas.XXXXXX")"
 read -r -a cpus <<< "${QA_REPLICA_CPUS:-}"
-proxy_address=127.0.0.2
+proxy_address=127.0.0.1  # where nginx connects to the replicas from
 
 upstream=""
 for i in $(seq 1 "$replicas"); do
@@ -54,7 +55,6 @@ $upstream  }
     listen 127.0.0.1:$port;
     location / {
       proxy_pass http://qa_replicas;
-      proxy_bind $proxy_address;
       proxy_http_version 1.1;
       proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;

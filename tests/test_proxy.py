@@ -1,7 +1,7 @@
 """Behind a proxy: the reader's address from X-Forwarded-For, only when a trusted proxy sent
-it. A real qa-serve behind real nginx (`scripts/serve-replicas.sh 1`: nginx connects from
-127.0.0.2, which the replica trusts); readers connect from their own loopback addresses, and
-one client goes straight to the replica with forged headers."""
+it. A real qa-serve behind real nginx (`scripts/serve-replicas.sh 1`: the replica trusts
+nginx's 127.0.0.1); readers connect from their own loopback addresses, and one client goes
+straight to the replica from 127.0.0.3 with forged headers."""
 
 from __future__ import annotations
 
@@ -54,9 +54,9 @@ def test_readers_behind_nginx_are_told_apart_and_forged_headers_change_nothing(
         # nginx appends the address it saw, and that right-most one is what counts.
         reader_a_forging = _ask(port, "127.0.0.10", forwarded="198.51.100.7")
         reader_c_forging_b = _ask(port, "127.0.0.12", forwarded="127.0.0.11")
-        # Straight to the replica, from 127.0.0.1 (not a trusted proxy): the header is ignored,
+        # Straight to the replica, from 127.0.0.3 (not a trusted proxy): the header is ignored,
         # whatever address it names, so new names do not buy new questions.
-        direct = [_ask(replica, "127.0.0.1", forwarded=f"203.0.113.{i}") for i in range(BURST + 1)]
+        direct = [_ask(replica, "127.0.0.3", forwarded=f"203.0.113.{i}") for i in range(BURST + 1)]
     finally:
         os.killpg(script.pid, signal.SIGTERM)
         script.wait(timeout=60)
@@ -70,5 +70,5 @@ def test_readers_behind_nginx_are_told_apart_and_forged_headers_change_nothing(
     assert sum("127.0.0.10:0 - " in line for line in asked) == BURST + 2, asked
     assert sum("127.0.0.11:0 - " in line for line in asked) == BURST
     assert sum("127.0.0.12:0 - " in line for line in asked) == 1
-    assert sum(" 127.0.0.1:" in line for line in asked) == BURST + 1  # the direct client, with its port
-    assert not any(s in line for line in asked for s in ("127.0.0.2:", "198.51.100.", "203.0.113."))
+    assert sum(" 127.0.0.3:" in line for line in asked) == BURST + 1  # the direct client, with its port
+    assert not any(s in line for line in asked for s in (" 127.0.0.1:", "198.51.100.", "203.0.113."))
