@@ -29,6 +29,7 @@ from index.errors import IndexMismatchError, InvalidQueryError
 from index.highlight import best_sentence
 from index.lexical import analyse
 from index.records import COMMENT, SECTIONS, Answer, Confidence, Filters, Passage, SearchResult
+from index.row_groups import RowBonus, RowGroups, intersect
 from index.segment import lexical_text
 from index.settings import SearchMode, Settings
 from index.store import IndexVersion
@@ -101,12 +102,15 @@ class Searcher:
         # each is computed once and spread to rows by index.
         table = index.chunks
         self._article_ids = table.article_ids
-        self._speakers = table.map_speakers(lambda s: (s or "").casefold())
-        self._sections = table.sections
-        self._comment_bonus = np.where(self._sections == COMMENT, COMMENT_BONUS, 0.0).astype(
-            np.float32
-        )
-        self._dates = index.articles.dates[table.article_index]
+        self._by_article = RowGroups(table.article_index, len(index.articles.dates))
+        self._speaker_codes: dict[str, int] = {}
+        codes = table.map_speakers(lambda s: self._speaker_codes.setdefault((s or "").casefold(), len(self._speaker_codes)))
+        self._by_speaker = RowGroups(codes.astype(np.int64), len(self._speaker_codes))
+        section_codes = np.zeros(len(table), dtype=np.int64)
+        for code, section in enumerate(SECTIONS):
+            section_codes[table.sections == section] = code
+        self._by_section = RowGroups(section_codes, len(SECTIONS))
+        self._comment_bonus = RowBonus.of(self._by_section.rows(SECTIONS.index(COMMENT)), COMMENT_BONUS)
 
     @property
     def version(self) -> str:
@@ -136,12 +140,12 @@ class Searcher:
             raise InvalidQueryError(f"top_k must be at least 1, got {top_k}")
         earlier = checked_history(history)
         mode = mode or self.settings.search_mode
-        mask = self._mask(filters or Filters())
+        allowed = self._allowed(filters or Filters())
 
         context = None
         if earlier and refers_back(question) is not None:
-            context = self._resolve(earlier[-HISTORY_TURNS_USED:], mask, mode)
-        turn = self._search_turn(question, context, mask, mode, top_k)
+            context = self._resolve(earlier[-HISTORY_TURNS_USED:], allowed, mode)
+        turn = self._search_turn(question, context, allowed, mode, top_k)
 
         passages: list[Passage] = []
         if turn.confidence != "none":
@@ -187,15 +191,15 @@ class Searcher:
         if depth < 1:
             raise InvalidQueryError(f"depth must be at least 1, got {depth}")
         mode = mode or self.settings.search_mode
-        mask = self._mask(filters or Filters())
+        allowed = self._allowed(filters or Filters())
         query_vector = self._query_vector(question)
         candidates = max(depth, self.settings.candidates)
         bonus = self._question_bonus(question)
-        ranked = self._rank(question, query_vector, mask, mode, bonus, candidates=candidates)
+        ranked = self._rank(question, query_vector, allowed, mode, bonus, candidates=candidates)
         return ranked[:depth]
 
     def _resolve(
-        self, earlier: list[str], mask: np.ndarray | None, mode: SearchMode
+        self, earlier: list[str], allowed: np.ndarray | None, mode: SearchMode
     ) -> ConversationContext | None:
         """The context the latest of `earlier` leaves: each question is searched as `search`
         would (a follow-up resolved against the ones before it) and its best passage gives
@@ -204,7 +208,7 @@ class Searcher:
         that person."""
         context: ConversationContext | None = None
         for question in earlier:
-            turn = self._search_turn(question, context, mask, mode, self.settings.top_k)
+            turn = self._search_turn(question, context, allowed, mode, self.settings.top_k)
             if turn.confidence == "none":
                 continue  # nothing was shown, so there is nothing to refer back to
             best = self.index.chunks[turn.chosen[0][0]]
@@ -220,7 +224,7 @@ class Searcher:
         self,
         question: str,
         context: ConversationContext | None,
-        mask: np.ndarray | None,
+        allowed: np.ndarray | None,
         mode: SearchMode,
         top_k: int,
     ) -> Turn:
@@ -230,14 +234,14 @@ class Searcher:
         query_vector = self._query_vector(question)
         reference = refers_back(question) if context is not None else None
         if context is not None and reference is not None:
-            turn = self._search_followup(question, query_vector, context, reference, mask, mode, top_k)
+            turn = self._search_followup(question, query_vector, context, reference, allowed, mode, top_k)
             if turn.confidence != "none":
                 return turn
-        ranked = self._rank(question, query_vector, mask, mode, self._question_bonus(question))
+        ranked = self._rank(question, query_vector, allowed, mode, self._question_bonus(question))
         chosen = self._cap_per_article(ranked, top_k)
         rows = [row for row, _ in chosen]
         closest = float(np.max(self.index.vectors[rows] @ query_vector)) if rows else 0.0
-        confidence = self._confidence(question, rows, closest, scoped=mask is not None)
+        confidence = self._confidence(question, rows, closest, scoped=allowed is not None)
         return Turn(chosen, confidence, query_vector)
 
     def _search_followup(
@@ -246,7 +250,7 @@ class Searcher:
         query_vector: np.ndarray,
         context: ConversationContext,
         reference: Reference,
-        mask: np.ndarray | None,
+        allowed: np.ndarray | None,
         mode: SearchMode,
         top_k: int,
     ) -> Turn:
@@ -256,12 +260,11 @@ class Searcher:
         is that of a scoped search, and a passage counts as close when it is close to the
         follow-up itself or to the follow-up read after the question that set the context
         ("How does the author reply to this commenter?" says little on its own)."""
-        scope = np.isin(self._article_ids, list(context.articles))
-        if mask is not None:
-            scope &= mask
-        best_article = np.where(self._article_ids == context.article_id, ARTICLE_BONUS, 0.0)
-        bonus = _sum(
-            best_article.astype(np.float32),
+        numbers = [self.index.articles.number(a) for a in context.articles]
+        scope = intersect(self._by_article.union([n for n in numbers if n is not None]), allowed)
+        best_article = self._by_article.rows(-1 if numbers[0] is None else numbers[0])
+        bonus = RowBonus.total(
+            RowBonus.of(best_article, ARTICLE_BONUS),
             self._person_bonus(context, reference),
             self._question_bonus(question),
         )
@@ -322,7 +325,7 @@ class Searcher:
 
     def _person_bonus(
         self, context: ConversationContext, reference: Reference
-    ) -> np.ndarray | None:
+    ) -> RowBonus | None:
         """Per-row score bonus for the person referred to: the last answer's speaker for a
         pronoun, the article's author for "the author"; None when no one is referred to."""
         person = {
@@ -332,41 +335,57 @@ class Searcher:
         }[reference]
         if not person:
             return None
-        return np.where(self._speakers == person.casefold(), SPEAKER_BONUS, 0.0).astype(np.float32)
+        return RowBonus.of(self._speaker_rows(person), SPEAKER_BONUS)
 
-    def _question_bonus(self, question: str) -> np.ndarray | None:
+    def _speaker_rows(self, speaker: str) -> np.ndarray:
+        return self._by_speaker.rows(self._speaker_codes.get(speaker.casefold(), -1))
+
+    def _question_bonus(self, question: str) -> RowBonus | None:
         """Per-row score bonus that the question's own words call for: reader comments for a
         question about them; None when there is none."""
         return self._comment_bonus if _COMMENT_CUE.search(question) else None
 
-    def _mask(self, filters: Filters) -> np.ndarray | None:
+    def _allowed(self, filters: Filters) -> np.ndarray | None:
+        """The rows `filters` allow, ascending; None when they allow everything."""
         if filters.empty:
             return None
-        mask = np.ones(len(self.index.chunks), dtype=bool)
+        unknown = set(filters.sections or ()) - set(SECTIONS)
+        if unknown:
+            raise InvalidQueryError(f"unknown section {sorted(unknown)}; sections are {list(SECTIONS)}")
+        by_article = by_speaker = by_section = by_date = None
         if filters.article_ids:
-            mask &= np.isin(self._article_ids, list(filters.article_ids))
+            numbers = [self.index.articles.number(a) for a in filters.article_ids]
+            by_article = self._by_article.union([n for n in numbers if n is not None])
         if filters.speakers:
-            mask &= np.isin(self._speakers, [s.casefold() for s in filters.speakers])
+            by_speaker = np.unique(np.concatenate([self._speaker_rows(s) for s in filters.speakers]))
         if filters.sections:
-            unknown = set(filters.sections) - set(SECTIONS)
-            if unknown:
-                raise InvalidQueryError(
-                    f"unknown section {sorted(unknown)}; sections are {list(SECTIONS)}"
-                )
-            mask &= np.isin(self._sections, list(filters.sections))
-        if filters.date_from:
-            mask &= self._dates >= filters.date_from
-        if filters.date_to:
-            mask &= (self._dates <= filters.date_to) & (self._dates != "")
-        return mask
+            by_section = self._by_section.union([SECTIONS.index(s) for s in filters.sections])
+        if filters.date_from or filters.date_to:
+            by_date = self._by_article.union(self._articles_dated(filters.date_from, filters.date_to))
+        return intersect(by_article, by_speaker, by_section, by_date)
+
+    def _articles_dated(self, first: str | None, last: str | None) -> np.ndarray:
+        """Numbers of the articles dated from `first` to `last` (inclusive; undated ones never)."""
+        order, dates = self._articles_by_date
+        low = np.searchsorted(dates, first or "", side="left")
+        low = max(int(low), int(np.searchsorted(dates, "", side="right")))  # skip the undated
+        high = np.searchsorted(dates, last, side="right") if last else len(dates)
+        return order[low:high]
+
+    @functools.cached_property
+    def _articles_by_date(self) -> tuple[np.ndarray, np.ndarray]:
+        """Article numbers in date order, and their dates (built on the first date filter)."""
+        dates = self.index.articles.dates.astype(str)
+        order = np.argsort(dates, kind="stable")
+        return order, dates[order]
 
     def _rank(
         self,
         question: str,
         query_vector: np.ndarray,
-        mask: np.ndarray | None,
+        allowed: np.ndarray | None,
         mode: SearchMode,
-        bonus: np.ndarray | None = None,
+        bonus: RowBonus | None = None,
         candidates: int | None = None,
         also_lexical: tuple[str, float] | None = None,
     ) -> list[tuple[int, float]]:
@@ -380,26 +399,19 @@ class Searcher:
         rescaled to stay in [0, 1]. `also_lexical` (text, weight) adds that text's BM25 scores,
         times the weight, to the question's."""
         n = candidates or self.settings.candidates
-        favoured = None
-        if bonus is not None:
-            favoured = bonus > 0 if mask is None else (bonus > 0) & mask
+        favoured = None if bonus is None else intersect(bonus.rows, allowed)
         candidates = []
         if mode in ("hybrid", "dense"):
-            allowed = None if mask is None else np.flatnonzero(mask)
             candidates.append(self.index.dense.search(query_vector, n, allowed)[0])
             if favoured is not None:
-                favoured_rows = np.flatnonzero(favoured)
-                candidates.append(self.index.dense.search(query_vector, n, favoured_rows)[0])
+                candidates.append(self.index.dense.search(query_vector, n, favoured)[0])
         lexical = None
         if mode in ("hybrid", "lexical"):
-            row_mask = None if mask is None else mask.astype(np.float32)
-            lexical = self.index.lexical.scores(question, row_mask)
-            if also_lexical is not None:
-                text, text_weight = also_lexical
-                lexical += text_weight * self.index.lexical.scores(text, row_mask)
-            candidates.append(_top_positive(lexical, n))
+            query = self.index.lexical.query(question, also=also_lexical)
+            lexical = self.index.lexical.score(query, allowed)
+            candidates.append(lexical.top(n))
             if favoured is not None:
-                candidates.append(_top_positive(np.where(favoured, lexical, 0.0), n))
+                candidates.append(lexical.top(n, among=favoured))
         rows = np.unique(np.concatenate(candidates)).astype(np.int64)
         if len(rows) == 0:
             return []
@@ -410,12 +422,12 @@ class Searcher:
             span = float(dense.max() - dense.min())
             scores += weight * ((dense - dense.min()) / span if span > 0 else np.ones_like(dense))
         if weight < 1 and lexical is not None:
-            bm25 = lexical[rows]
+            bm25 = lexical.at(rows)
             top = float(bm25.max())
             if top > 0:
                 scores += (1 - weight) * bm25 / top
         if bonus is not None:
-            scores = (scores + bonus[rows]) / (1.0 + float(bonus.max()))
+            scores = (scores + bonus.at(rows)) / (1.0 + bonus.largest)
         order = np.argsort(-scores, kind="stable")
         return [(int(rows[i]), float(scores[i])) for i in order]
 
@@ -432,22 +444,6 @@ class Searcher:
                 if len(chosen) == top_k:
                     break
         return chosen
-
-
-def _sum(*bonuses: np.ndarray | None) -> np.ndarray | None:
-    """The sum of the per-row bonuses that apply, or None when none does."""
-    present = [b for b in bonuses if b is not None]
-    return sum(present[1:], present[0]) if present else None
-
-
-def _top_positive(scores: np.ndarray, n: int) -> np.ndarray:
-    """Rows of the `n` highest positive scores, best first. torch.topk rather than numpy's
-    argpartition: at a million chunks, where a common question word gives most chunks a
-    score, it took 3 ms instead of 6 to 13 (docs/benchmarks.md)."""
-    import torch  # loaded already: the encoder uses it
-
-    values, rows = torch.topk(torch.from_numpy(np.ascontiguousarray(scores)), min(n, len(scores)))
-    return rows.numpy()[values.numpy() > 0]
 
 
 def _answer(passages: list[Passage]) -> Answer:

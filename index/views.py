@@ -31,12 +31,18 @@ class ArticleView(Mapping[str, ArticleRecord]):
         self.dates = _joined([store.dates for store in self._stores])
         self._count = int(self.live.sum())
 
-    def _store_of(self, article_id: str) -> ArticleStore | None:
-        for number in reversed(range(len(self._stores))):
-            position = self._stores[number].find(article_id)
-            if position is not None and self.live[self.offsets[number] + position]:
-                return self._stores[number]
+    def _locate(self, article_id: str) -> tuple[ArticleStore, int] | None:
+        """The live copy's store and its number in the view's numbering."""
+        for store, offset in zip(reversed(self._stores), reversed(self.offsets[:-1])):
+            position = store.find(article_id)
+            if position is not None and self.live[offset + position]:
+                return store, int(offset + position)
         return None
+
+    def number(self, article_id: str) -> int | None:
+        """The live copy's number (what a chunk's `article_index` holds), None if there is none."""
+        found = self._locate(article_id)
+        return None if found is None else found[1]
 
     @functools.cached_property
     def ids(self) -> list[str]:
@@ -49,13 +55,13 @@ class ArticleView(Mapping[str, ArticleRecord]):
         return _joined([store.id_array for store in self._stores])
 
     def __getitem__(self, article_id: str) -> ArticleRecord:
-        store = self._store_of(article_id)
-        if store is None:
+        found = self._locate(article_id)
+        if found is None:
             raise KeyError(article_id)
-        return store[article_id]
+        return found[0][article_id]
 
     def __contains__(self, article_id: object) -> bool:
-        return isinstance(article_id, str) and self._store_of(article_id) is not None
+        return isinstance(article_id, str) and self._locate(article_id) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.ids)
