@@ -1,6 +1,8 @@
 """`qa-ingest ARTICLES_DIR --index INDEX_DIR [--json]`: bring the index in line with a folder.
 `qa-ingest FILE... [--remove ID]... --index INDEX_DIR`: add or replace the articles in the
-files named, remove the ids named, and read nothing else."""
+files named, remove the ids named, and read nothing else.
+`qa-sync URL... --articles DIR [--ingest --index INDEX_DIR]`: bring a folder in line with a
+site's feeds or sitemaps (ingest/sync.py), then optionally the index with the folder."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from index.cli import run_cli
 from index.errors import IngestError
 from index.settings import Settings
 from ingest.pipeline import IngestReport, run_ingest, run_update
+from ingest.sync import SyncOptions, SyncReport, sync
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,6 +84,75 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_cli("qa-ingest", body)
+
+
+def _sync_parser() -> argparse.ArgumentParser:
+    defaults = SyncOptions()
+    parser = argparse.ArgumentParser(
+        prog="qa-sync",
+        description="Fetch the pages a site's RSS/Atom feeds or sitemaps list into an articles "
+        "folder (conditional requests for pages fetched before), and optionally ingest it.",
+    )
+    parser.add_argument("urls", nargs="+", metavar="URL", help="a feed or sitemap (or sitemap index) URL")
+    parser.add_argument("--articles", type=Path, required=True, help="the articles folder to write")
+    parser.add_argument("--ingest", action="store_true", help="afterwards, ingest the folder (as qa-ingest DIR)")
+    parser.add_argument("--index", type=Path, help="with --ingest: index folder (default: $QA_INDEX_DIR or data/index)")
+    parser.add_argument("--prune", action="store_true", help="delete the pages no source lists any more")
+    parser.add_argument("--rate", type=float, default=defaults.rate_per_s, help="requests per second to one host (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds per request (default %(default)s)")
+    parser.add_argument("--max-bytes", type=int, default=defaults.max_bytes, help="largest page fetched (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the result")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def sync_main(argv: list[str] | None = None) -> int:
+    args = _sync_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("ingest").setLevel(logging.INFO)
+    if args.index and not args.ingest:
+        print("qa-sync: error: --index needs --ingest", file=sys.stderr)
+        return 2
+    if args.rate <= 0 or args.timeout <= 0 or args.max_bytes <= 0:
+        print("qa-sync: error: --rate, --timeout and --max-bytes must be positive", file=sys.stderr)
+        return 2
+
+    def body() -> int:
+        options = SyncOptions(timeout_s=args.timeout, max_bytes=args.max_bytes, rate_per_s=args.rate, prune=args.prune)
+        report = sync(args.urls, args.articles, options, progress=None if args.quiet else _SyncProgress())
+        print(json.dumps(report.to_json()) if args.json else _sync_summary(report))
+        if args.ingest:
+            settings = Settings(**({"index_dir": args.index} if args.index else {}))
+            ingested = run_ingest(args.articles, settings, progress=False if args.quiet or args.json else None)
+            print(json.dumps({"ingest": ingested.to_json()}) if args.json else _summary(ingested))
+        return 1 if report.sources_failed else 0
+
+    return run_cli("qa-sync", body)
+
+
+class _SyncProgress:
+    """A line on stderr at most once a second, and at the end."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - self._last >= 1:
+            self._last = now
+            print(f"qa-sync: {done}/{total} pages", file=sys.stderr, flush=True)
+
+
+def _sync_summary(report: SyncReport) -> str:
+    lines = [
+        f"pages: {len(report.new)} new, {len(report.changed)} changed, {len(report.unchanged)} "
+        f"unchanged, {len(report.failed)} failed"
+        + (f", {len(report.pruned)} pruned" if report.pruned else "")
+        + (f", {len(report.unlisted)} no longer listed (kept; --prune removes them)" if report.unlisted else "")
+    ]
+    lines += [f"  source failed: {f.url}: {f.reason}" for f in report.sources_failed]
+    lines += [f"  failed: {f.url}: {f.reason}" for f in report.failed]
+    return "\n".join(lines)
 
 
 def _ray_options(args: argparse.Namespace):

@@ -1,6 +1,6 @@
-"""Read articles from a folder: .txt (optional <stem>.meta.json beside it), .md with YAML front
-matter, .html (trafilatura), .jsonl (one article per line). Files that cannot be read are
-reported with the reason and skipped."""
+"""Read articles from a folder: .txt, .md with YAML front matter, .html (trafilatura), .jsonl
+(one article per line); a <stem>.meta.json beside a .txt or .html file gives its metadata.
+Files that cannot be read are reported with the reason and skipped."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from index.records import ARTICLE_ID_RULE, ArticleRecord, is_valid_article_id, w
 META_SUFFIX = ".meta.json"
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 METADATA_FIELDS = ("title", "author", "date", "url", "source")
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 
 
 class ArticleFormatError(ValueError):
@@ -199,6 +199,8 @@ def _load_html(path: Path, html: str) -> Iterator[ArticleRecord | Notice]:
     # page's own, so that `_article` says it was left out.
     meta["url"] = meta["url"] or _declared_url(html)
     meta["source"] = data.get("sitename")
+    # A sidecar (qa-sync writes one: the URL the site lists, the page's metadata) wins.
+    meta.update({key: value for key, value in _sidecar(path).items() if value is not None})
     return _article(str(path), path.stem, text, meta)
 
 
