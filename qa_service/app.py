@@ -5,6 +5,7 @@ Routes:
                                     answer when a language model is configured (routes.ask)
   GET /articles, GET /articles/{id} what the index holds, full text for showing a citation in place
   POST /articles, DELETE /articles/{id}, POST /admin/reindex, GET /admin/jobs/{id}   (bearer token)
+  POST /admin/sync                  sync the articles folder from QA_SYNC_URLS, then ingest (routes.sync)
   GET /healthz, GET /readyz, GET /metrics
   /, /widget.js, /read/{id}         the chat widget and its pages (qa_service.pages)
 """
@@ -49,9 +50,9 @@ from qa_service.metrics import CONTENT_TYPE, Metrics
 from qa_service.middleware import BodySizeLimit, RecordMetrics
 from qa_service.pages import pages_router
 from qa_service.ratelimit import RateLimiter
-from qa_service.search_cache import SearchCache
 from qa_service.rewrite import FollowupRewriter
 from qa_service.routes.ask import ask_router
+from qa_service.routes.sync import start_sync_timer, sync_router
 from qa_service.schemas import (
     ArticleIn,
     ArticleList,
@@ -62,12 +63,14 @@ from qa_service.schemas import (
     JobOut,
     Readiness,
 )
+from qa_service.search_cache import SearchCache
 from qa_service.service import (
     ADMIN_ERRORS,
     ERRORS,
     SearcherDep,
     Service,
     ServiceDep,
+    job_accepted,
     require_admin,
 )
 from qa_service.settings import ServiceSettings
@@ -76,10 +79,6 @@ log = logging.getLogger("qa_service")
 T = TypeVar("T")
 
 ArticleId = Annotated[str, Path(pattern=ARTICLE_ID_PATTERN, description="article id")]
-
-
-def _accepted(job: Job, article_id: str | None = None) -> JobAccepted:
-    return JobAccepted(job_id=job.id, status_url=f"/admin/jobs/{job.id}", article_id=article_id)
 
 
 def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> FastAPI:
@@ -115,9 +114,12 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
         if holder.searcher is None:
             log.warning("not ready: %s", holder.last_error)
         holder.start_watching(settings.reload_interval_s)
+        timer = start_sync_timer(service)
         try:
             yield
         finally:
+            if timer is not None:
+                timer.stop()
             holder.stop()
             await run_in_threadpool(service.jobs.shutdown)
 
@@ -145,6 +147,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
     app.include_router(pages_router())
 
     app.include_router(ask_router())
+    app.include_router(sync_router())
 
     @app.get("/articles", response_model=ArticleList, responses=ERRORS, tags=["articles"])
     def list_articles(
@@ -210,7 +213,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
             )
         _refuse_bundled(service, article_id)
         await run_in_threadpool(_locked, service, save)
-        return _accepted(service.jobs.submit(f"article {article_id} added or replaced", article_id), article_id)
+        return job_accepted(service.jobs.submit(f"article {article_id} added or replaced", article_id), article_id)
 
     @app.delete(
         "/articles/{article_id}", status_code=202, response_model=JobAccepted, responses=ADMIN_ERRORS,
@@ -221,7 +224,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
         _refuse_bundled(service, article_id)
         if not _locked(service, partial(article_files.delete_article, service.settings.articles_dir, article_id)):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article {article_id!r} in the articles folder")
-        return _accepted(service.jobs.submit(f"article {article_id} deleted", article_id), article_id)
+        return job_accepted(service.jobs.submit(f"article {article_id} deleted", article_id), article_id)
 
     @app.post(
         "/admin/reindex", status_code=202, response_model=JobAccepted, responses=ADMIN_ERRORS,
@@ -229,7 +232,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
     )
     def reindex(service: ServiceDep) -> JobAccepted:
         """Bring the index in line with the articles folder (incremental), in the background."""
-        return _accepted(service.jobs.submit("reindex requested"))
+        return job_accepted(service.jobs.submit("reindex requested"))
 
     @app.get(
         "/admin/jobs/{job_id}", response_model=JobOut, responses=ADMIN_ERRORS,

@@ -3,7 +3,8 @@
 The service never re-implements ingestion: a reindex job is `ingest.pipeline.run_ingest` over
 the articles folder, and a job for one article (POST or DELETE /articles) is `run_update` with
 that article's files, which reads nothing else of the folder; the API and `qa-ingest` build
-identical versions. A second `qa-ingest` running at the same moment is refused by the ingest
+identical versions. A sync job (POST /admin/sync, or the QA_SYNC_INTERVAL_S timer) is
+`qa-sync --ingest`: `ingest.sync.sync` from QA_SYNC_URLS into the folder, then `run_ingest`. A second `qa-ingest` running at the same moment is refused by the ingest
 lock, and the job reports that.
 """
 
@@ -24,6 +25,7 @@ from index.errors import QAError
 from index.settings import Settings
 from ingest.load import META_SUFFIX
 from ingest.pipeline import IngestReport, run_ingest, run_update
+from ingest.sync import SyncOptions, sync
 from qa_service.articles import files_of
 
 log = logging.getLogger("qa_service")
@@ -61,9 +63,10 @@ class JobRunner:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
 
-    def submit(self, reason: str, article_id: str | None = None) -> Job:
+    def submit(self, reason: str, article_id: str | None = None, sync_from: list[str] | None = None) -> Job:
         """Queue a job: bring the index in line with the whole articles folder, or with
-        `article_id`'s own files only (gone: the article is removed)."""
+        `article_id`'s own files only (gone: the article is removed), or first the folder with
+        the feeds and sitemaps `sync_from` and then the index with the folder."""
         job = Job(id=uuid.uuid4().hex[:16], reason=reason)
         with self._lock:
             self._jobs[job.id] = job
@@ -72,8 +75,13 @@ class JobRunner:
                 if oldest.status in ("queued", "running"):
                     break
                 self._jobs.popitem(last=False)
-        self._executor.submit(self._run, job, article_id)
+        self._executor.submit(self._run, job, article_id, sync_from)
         return job
+
+    def pending(self, reason: str) -> bool:
+        """Whether a job for `reason` is queued or running (the sync timer skips a turn then)."""
+        with self._lock:
+            return any(j.reason == reason and j.status in ("queued", "running") for j in self._jobs.values())
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -94,13 +102,19 @@ class JobRunner:
 
         return update
 
-    def _run(self, job: Job, article_id: str | None) -> None:
+    def _run(self, job: Job, article_id: str | None, sync_from: list[str] | None) -> None:
         job.status, job.started, job.stage = "running", time.time(), "loading"
         report, outcome = None, "failed"
         folder = self._settings.articles_dir
         options: dict[str, Any] = {"encoder": self._encoder, "progress": False, "on_progress": self._progress(job)}
+        synced = None
         try:
-            if article_id is None:
+            if sync_from is not None:
+                update = self._progress(job)
+                update("syncing", 0, 0)
+                synced = sync(sync_from, folder, SyncOptions(), progress=lambda done, total: update("syncing", done, total))
+                report = run_ingest(folder, self._settings, **options)
+            elif article_id is None:
                 report = run_ingest(folder, self._settings, **options)
             else:
                 # The files as they are when the job runs: a later POST or DELETE of the same
@@ -108,7 +122,7 @@ class JobRunner:
                 paths = [p for p in files_of(folder, article_id) if not p.name.endswith(META_SUFFIX)]
                 report = run_update(paths, self._settings, remove=[] if paths else [article_id],
                                     missing_ok=True, **options)
-            job.result = report.to_json()
+            job.result = report.to_json() if synced is None else {"sync": synced.to_json(), **report.to_json()}
             outcome = "succeeded"
         except QAError as exc:
             job.error = str(exc)
@@ -122,3 +136,27 @@ class JobRunner:
                 self._on_finished(job, report)
             finally:
                 job.finished, job.stage, job.status = time.time(), None, outcome
+
+
+class Every:
+    """Calls `action` every `interval_s` seconds in a daemon thread, the first time at once,
+    until `stop()`; an exception is logged and the next turn comes as usual."""
+
+    def __init__(self, interval_s: float, action: Callable[[], None], name: str) -> None:
+        self._interval_s = interval_s
+        self._action = action
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._action()
+            except Exception:  # a timer must keep its turns; the job reports what went wrong
+                log.exception("%s failed", self._thread.name)
+            self._stopped.wait(self._interval_s)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)

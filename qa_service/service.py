@@ -15,12 +15,12 @@ from index.encoder import Encoder
 from index.search import Searcher
 from qa_service.compose import Composer
 from qa_service.holder import IndexHolder
-from qa_service.jobs import JobRunner
+from qa_service.jobs import Job, JobRunner
 from qa_service.metrics import Metrics
 from qa_service.ratelimit import RateLimiter
-from qa_service.search_cache import SearchCache
 from qa_service.rewrite import FollowupRewriter
-from qa_service.schemas import ErrorOut
+from qa_service.schemas import ErrorOut, JobAccepted
+from qa_service.search_cache import SearchCache
 from qa_service.settings import ServiceSettings
 
 
@@ -95,3 +95,5 @@ ASK_ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 422, 429, 503)}
 ADMIN_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
 
 
+def job_accepted(job: Job, article_id: str | None = None) -> JobAccepted:
+    return JobAccepted(job_id=job.id, status_url=f"/admin/jobs/{job.id}", article_id=article_id)

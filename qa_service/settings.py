@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -42,6 +43,14 @@ class ServiceSettings(Settings):
     reload_interval_s: float = Field(
         1.0, gt=0, description="how often the service checks for a newly published index version"
     )
+    sync_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="feeds or sitemaps the articles folder is synced from (POST /admin/sync, and "
+        "every sync_interval_s); comma-separated or a JSON list",
+    )
+    sync_interval_s: float = Field(
+        0, ge=0, description="seconds between syncs from sync_urls (each an ingest job); 0: only on POST /admin/sync"
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="addresses or networks of the proxies in front (e.g. 127.0.0.1 or "
@@ -72,9 +81,9 @@ class ServiceSettings(Settings):
         description="similarity a composed sentence needs to a sentence of a passage it cites",
     )
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "sync_urls", mode="before")
     @classmethod
-    def _split_proxies(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
@@ -90,6 +99,15 @@ class ServiceSettings(Settings):
                 raise ValueError(
                     f"{entry!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
                 ) from None
+        return value
+
+    @field_validator("sync_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{url!r} is not an http(s) URL of a feed or sitemap")
         return value
 
     @field_validator("admin_token", "llm_url", "llm_api_key", mode="before")

@@ -219,3 +219,46 @@ def test_cli_syncs_and_ingests_and_a_second_run_embeds_nothing(site: Site, tmp_p
     bad = subprocess.run([qa_sync, "ftp://example.org/feed", "--articles", str(tmp_path / "x")],
                          check=False, capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and "is not an http(s) URL" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_service_syncs_on_post_admin_sync_and_on_its_timer(site: Site, tmp_path: Path, encoder) -> None:
+    from fastapi.testclient import TestClient
+
+    from qa_service.app import create_app
+    from qa_service.settings import ServiceSettings
+    from tests.test_service import AUTH, TOKEN, wait_for_job
+
+    texts = sources()
+    site.write("a.html", page("Means-testing social care", "Simon Duffy", texts[0]))
+    site.write("b.html", page("Co-operatives in health", "Ed Mayo", texts[1]))
+    site.write("feed.rss", rss(site, ["a.html", "b.html", "missing.html"]))
+    common = {"ask_rate_per_minute": 0, "admin_token": TOKEN}
+
+    on_request = ServiceSettings(index_dir=tmp_path / "one" / "index", articles_dir=tmp_path / "one" / "articles",
+                                 sync_urls=[site.url("feed.rss")], **common)
+    with TestClient(create_app(on_request, encoder=encoder)) as client:
+        assert client.post("/admin/sync").status_code == 401
+        accepted = client.post("/admin/sync", headers=AUTH)
+        assert accepted.status_code == 202
+        job = wait_for_job(client, accepted.json()["job_id"])
+        assert job["status"] == "succeeded", job
+        assert (job["result"]["sync"]["new"], job["result"]["sync"]["failed"]) == (2, 1)
+        assert job["result"]["chunks_embedded"] > 0
+        answer = client.post("/ask", json={"question": "Who argues against means-testing?"}).json()
+        assert answer["passages"][0]["article_id"] == article_id(site.url("a.html"))
+
+    unset = ServiceSettings(index_dir=tmp_path / "two" / "index", articles_dir=tmp_path / "two" / "articles", **common)
+    with TestClient(create_app(unset, encoder=encoder)) as client:
+        refused = client.post("/admin/sync", headers=AUTH)
+        assert refused.status_code == 409 and "QA_SYNC_URLS" in refused.json()["detail"]
+
+    # On a timer, from an empty index: the first sync runs at start.
+    timed = ServiceSettings(index_dir=tmp_path / "three" / "index", articles_dir=tmp_path / "three" / "articles",
+                            sync_urls=[site.url("feed.rss")], sync_interval_s=0.5, **common)
+    with TestClient(create_app(timed, encoder=encoder)) as client:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and client.get("/readyz").status_code != 200:
+            time.sleep(0.2)
+        assert client.get("/articles").json()["total"] == 2
+        time.sleep(1.5)  # more turns: conditional requests, nothing new to publish
+        assert any(conditional for path, conditional in site.requests if path == "/a.html")
