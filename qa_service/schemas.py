@@ -154,6 +154,9 @@ class AskResponse(BaseModel):
     generation_error: str | None = Field(
         None, description="why composing failed (the extractive answer stands); null otherwise"
     )
+    answer_id: str | None = Field(
+        None, description="what POST /feedback refers to; null when the question log is off"
+    )
 
     @classmethod
     def of(cls, result: SearchResult, took_ms: float) -> AskResponse:
@@ -245,3 +248,40 @@ class Readiness(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer_id: str = Field(..., pattern=r"^[0-9a-f]{32}$", description="`answer_id` of an /ask response")
+    helpful: bool
+
+
+class FeedbackOut(BaseModel):
+    answer_id: str
+    helpful: bool
+
+
+class AskedOut(BaseModel):
+    question: str
+    count: int
+
+
+class UnansweredOut(BaseModel):
+    question: str = Field(..., description="the group's most asked wording")
+    count: int = Field(..., description="askings in the group: nothing found, or marked not helpful")
+    examples: list[str] = Field(..., description="other wordings grouped with it (similar questions)")
+
+
+class DayOut(BaseModel):
+    day: str = Field(..., description="YYYY-MM-DD, UTC")
+    questions: int
+    unanswered: int
+
+
+class InsightsOut(BaseModel):
+    since_days: int
+    questions: int
+    most_asked: list[AskedOut]
+    unanswered: list[UnansweredOut]
+    per_day: list[DayOut]

@@ -17,6 +17,7 @@ from qa_service.compose import Composer
 from qa_service.holder import IndexHolder
 from qa_service.jobs import Job, JobRunner
 from qa_service.metrics import Metrics
+from qa_service.question_log import QuestionLog
 from qa_service.ratelimit import RateLimiter
 from qa_service.rewrite import FollowupRewriter
 from qa_service.schemas import ErrorOut, JobAccepted
@@ -38,6 +39,8 @@ class Service:
     composer: Composer | None  # None when no language model is configured (QA_LLM_URL)
     rewriter: FollowupRewriter | None  # None unless QA_LLM_REWRITE_FOLLOWUPS is on too
     search_cache: SearchCache  # recent searches of the served version (QA_SEARCH_CACHE_SIZE)
+    question_log: QuestionLog | None  # None when QA_QUESTION_LOG_DAYS is 0
+    feedback_limiter: RateLimiter | None
 
 
 # Dependencies are `async def`: they do no I/O, and FastAPI runs a plain `def` dependency in
@@ -54,14 +57,22 @@ async def get_searcher(service: Annotated[Service, Depends(get_service)]) -> Sea
 
 
 async def ask_rate_limit(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
-    if service.ask_limiter is None:
+    _within(service.ask_limiter, request, "too many questions")
+
+
+async def feedback_rate_limit(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
+    _within(service.feedback_limiter, request, "too much feedback")
+
+
+def _within(limiter: RateLimiter | None, request: Request, too_much: str) -> None:
+    if limiter is None:
         return
     client = request.client.host if request.client else "unknown"
-    wait = service.ask_limiter.retry_after(client)
+    wait = limiter.retry_after(client)
     if wait is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            f"too many questions from {client}; try again in {wait} s",
+            f"{too_much} from {client}; try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -42,6 +43,13 @@ class ServiceSettings(Settings):
     )
     reload_interval_s: float = Field(
         1.0, gt=0, description="how often the service checks for a newly published index version"
+    )
+    question_log_days: int = Field(
+        30, ge=0, description="days the question log (questions, confidence, articles cited, "
+        "feedback; nothing about the reader) keeps a question; 0 turns the log off",
+    )
+    question_log_path: Path | None = Field(
+        None, description="the question log's SQLite file (default: questions.sqlite beside the index folder)"
     )
     sync_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -116,3 +124,7 @@ class ServiceSettings(Settings):
         # `QA_ADMIN_TOKEN=` (as docker-compose passes an unset variable) must not mean
         # "the empty string is the password", nor `QA_LLM_URL=` "a model at ''".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def question_log_file(self) -> Path:
+        return self.question_log_path or self.index_dir.parent / "questions.sqlite"

@@ -25,6 +25,15 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_ARTICLES = REPO / "data" / "articles"
 
 
+def sample_paragraphs() -> list[str]:
+    """The sample articles' paragraphs, as passages for tests of the lexical index."""
+    texts = []
+    for path in sorted(SAMPLE_ARTICLES.glob("*.txt")):
+        texts += [p for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    assert len(texts) > 100
+    return texts
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

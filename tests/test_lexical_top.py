@@ -5,15 +5,14 @@ are what scoring every passage gives: the same rows with the same scores, bit fo
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from index import lexical
 from index.lexical import LexicalIndex, LexicalSegment
+from tests.conftest import sample_paragraphs
 
-ARTICLES = Path(__file__).resolve().parent.parent / "data" / "articles"
 QUESTIONS = [
     "who argues against means-testing?",
     "Which countries have co-operatives running hospitals?",
@@ -27,13 +26,8 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def paragraphs() -> list[str]:
-    texts = []
-    for path in sorted(ARTICLES.glob("*.txt")):
-        texts += [p for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    # Sentences as passages too: more rows, so that small blocks are many.
-    texts += [s for t in list(texts) for s in t.split(". ") if len(s) > 20]
-    assert len(texts) > 350
-    return texts
+    texts = sample_paragraphs()
+    return texts + [s for t in texts for s in t.split(". ") if len(s) > 20]  # sentences too: more rows
 
 
 def _segmented(paragraphs: list[str]) -> LexicalIndex:

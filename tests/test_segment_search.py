@@ -13,10 +13,10 @@ import pytest
 
 from index.dense import DenseIndex, DenseSegments
 from index.encoder import Encoder
-from index.lexical import B, K1, LexicalIndex, LexicalSegment, analyse, tokenize_corpus
+from index.lexical import K1, B, LexicalIndex, LexicalSegment, analyse, tokenize_corpus
 from index.store import load_index
+from tests.conftest import sample_paragraphs
 
-ARTICLES = Path(__file__).resolve().parent.parent / "data" / "articles"
 QUESTIONS = [
     "who argues against means-testing?",
     "Which countries have co-operatives running hospitals?",
@@ -29,11 +29,7 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def paragraphs() -> list[str]:
-    texts = []
-    for path in sorted(ARTICLES.glob("*.txt")):
-        texts += [p for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    assert len(texts) > 100
-    return texts
+    return sample_paragraphs()
 
 
 def _layout(n_live: int, n_removed: int, parts: int, seed: int = 7):

@@ -398,7 +398,9 @@ def test_a_repeated_question_comes_from_the_cache_until_the_version_changes(
     with make_client(articles, index, encoder) as client:
         first, again = (client.post("/ask", json=asked).json() for _ in range(2))
         assert _cache_counts(client) == {"hit": 1, "miss": 1}
-        assert {**first, "took_ms": 0} == {**again, "took_ms": 0}
+        # The same answer; each asking is logged apart, so each has its own answer_id.
+        assert first["answer_id"] != again["answer_id"]
+        assert {**first, "took_ms": 0, "answer_id": ""} == {**again, "took_ms": 0, "answer_id": ""}
         # Another top_k, or the same words as a follow-up, is another search.
         client.post("/ask", json={**asked, "top_k": 2})
         client.post("/ask", json={"question": "Does he trust councils?", "history": [{"role": "user", "content": asked["question"]}]})

@@ -80,6 +80,7 @@ HOSTILE_META = {
     "url": "javascript:alert(4)",
 }
 HOSTILE_QUESTION = "How do Orkney lighthouse keepers polish the brass lanterns?"
+ADMIN_TOKEN = "widget-admin-token-91"
 
 
 # ---- servers ------------------------------------------------------------------------------
@@ -194,6 +195,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, encoder, site: StaticSite) -> 
     process = start_qa_serve(
         articles, index_dir, port, work / "serve.log",
         QA_CORS_ORIGINS=json.dumps([site.origin]), QA_MAX_QUESTION_CHARS=str(MAX_QUESTION_CHARS),
+        QA_ADMIN_TOKEN=ADMIN_TOKEN,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -410,6 +412,54 @@ def test_follow_up_sends_history_and_conversation_survives_reload(api: str, open
     expect(page.locator("article-qa-widget .msg")).to_have_count(0)
     page.reload()
     expect(page.locator("article-qa-widget .msg")).to_have_count(0)
+
+
+def test_feedback_control_reaches_the_question_log(api: str, open_page) -> None:
+    question = "How much have A&E visits gone up?"
+    page = open_page(f"{api}/")
+    page.locator("article-qa-widget .launcher").click()
+    with page.expect_response(lambda r: r.url.endswith("/ask/stream")) as answered:
+        ask(page, question)
+    answer_id = stream_events(answered.value.text())["passages"]["answer_id"]
+    feedback = page.locator("article-qa-widget .msg.bot .feedback").last
+    expect(feedback).to_contain_text("Was this helpful?")
+    no = feedback.get_by_role("button", name="No")
+    expect(no).to_have_attribute("aria-pressed", "false")
+    with page.expect_response(lambda r: r.url.endswith("/feedback")) as sent:
+        no.click()
+    assert sent.value.status == 200
+    assert sent.value.request.post_data_json == {"answer_id": answer_id, "helpful": False}
+    expect(no).to_have_attribute("aria-pressed", "true")
+    expect(feedback.locator(".feedback-status")).to_have_text("Thanks for telling us.")
+
+    # The editors see it among the unanswered questions; the choice survives a reload.
+    request = urllib.request.Request(f"{api}/admin/insights", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        unanswered = [g["question"] for g in json.loads(response.read())["unanswered"]]
+    assert question in unanswered
+    page.reload()
+    expect(page.locator("article-qa-widget .msg.bot .feedback").last.get_by_role("button", name="No")).to_have_attribute(
+        "aria-pressed", "true")
+
+    # /admin: nothing shown until the admin token is given in the page (never in the URL).
+    admin = open_page(f"{api}/admin")
+    report = admin.locator("#report")
+    expect(report).to_be_hidden()
+    admin.locator("#token").fill("not-the-token")
+    admin.get_by_role("button", name="Show").click()
+    expect(admin.locator("#status")).to_have_text("That token is not the admin token.")
+    expect(report).to_be_hidden()
+    admin.locator("#token").fill(ADMIN_TOKEN)
+    with admin.expect_request(lambda r: "/admin/insights" in r.url) as fetched:
+        admin.get_by_role("button", name="Show").click()
+    assert ADMIN_TOKEN not in fetched.value.url and fetched.value.headers["authorization"] == f"Bearer {ADMIN_TOKEN}"
+    expect(report).to_be_visible()
+    expect(admin.locator("#unanswered tbody")).to_contain_text(question)
+    expect(admin.locator("#most-asked tbody tr").first).to_be_visible()
+    days = admin.locator("#days-table tbody tr")
+    expect(days).to_have_count(1)
+    expect(admin.locator("#chart rect")).to_have_count(2)  # one day: all questions, and the unanswered part
+    _screenshot(admin, "admin-insights-1280x800.png")
 
 
 def test_out_of_scope_question_abstains(api: str, open_page) -> None:

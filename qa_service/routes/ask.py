@@ -80,7 +80,7 @@ def ask_router() -> APIRouter:
         started = time.perf_counter()
         # Searched before the stream opens, so a bad question is a plain 4xx, not an event.
         result = _search(service, searcher, body.question, body.history, body.top_k, body.filters)
-        response = _response(result, body.question, started)
+        response = _response(service, result, body.question, started)
         return EventSourceResponse(_events(service, result, response, body.generate))
 
     return router
@@ -121,11 +121,15 @@ def _rewritten(service: Service, searcher: Searcher, question: str, earlier: lis
     return rewritten
 
 
-def _response(result: SearchResult, asked: str, started: float) -> AskResponse:
-    """The response to `asked`, whose search (`result`) may have been of its rewrite."""
+def _response(service: Service, result: SearchResult, asked: str, started: float) -> AskResponse:
+    """The response to `asked`, whose search (`result`) may have been of its rewrite, logged
+    in the question log when it is on."""
     response = AskResponse.of(result, took_ms=_ms_since(started))
     if result.question != asked.strip():
         response.question, response.searched_as = asked.strip(), result.question
+    if service.question_log is not None:
+        articles = list(dict.fromkeys(p.article_id for p in response.passages))
+        response.answer_id = service.question_log.record(asked, result.confidence, articles, response.took_ms)
     return response
 
 
@@ -134,7 +138,7 @@ def _respond(service: Service, result: SearchResult, asked: str, started: float,
     generated, error = None, _not_composed(service, generate)
     if _composing(service, generate, result):
         generated, error = _compose(service, result)
-    response = _response(result, asked, started)
+    response = _response(service, result, asked, started)
     response.generated, response.generation_error = generated, error
     return response
 

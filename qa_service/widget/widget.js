@@ -284,6 +284,11 @@
     ".error p { margin: 0 0 8px; }",
     ".error button { padding: 6px 14px; border: 1px solid #7a1010; border-radius: 6px;",
     "  background: #fff; color: #7a1010; font-weight: 600; }",
+    ".feedback { display: flex; flex-wrap: wrap; align-items: center; gap: 8px; margin-top: 8px;",
+    "  font-size: 13px; color: var(--muted); }",
+    ".feedback-choice { min-height: 32px; padding: 0 12px; border: 1px solid var(--line); border-radius: 6px;",
+    "  background: var(--bg); color: inherit; }",
+    ".feedback-choice[aria-pressed='true'] { border-color: var(--accent); color: var(--accent); font-weight: 600; }",
     ".composer { display: flex; gap: 8px; align-items: flex-end; padding: 10px; border-top: 1px solid var(--line); }",
     ".composer textarea { flex: 1; min-height: 44px; max-height: 140px; resize: none; padding: 10px;",
     "  border: 1px solid var(--line); border-radius: 8px; background: var(--bg); line-height: 1.35; }",
@@ -503,7 +508,42 @@
       list.appendChild(renderCitation(p, i + 1, listId + "-" + (i + 1)));
     });
     box.appendChild(list);
+    if (typeof response.answer_id === "string" && response.answer_id) box.appendChild(renderFeedback(response));
     return box;
+  }
+
+  // "Was this helpful?" with Yes / No, sent to POST /feedback; the choice is kept with the
+  // answer, so it shows again when the conversation is restored.
+  function renderFeedback(response) {
+    var status = el("span", { className: "feedback-status", role: "status" });
+    var buttons = [true, false].map(function (helpful) {
+      var button = el("button", {
+        type: "button", className: "feedback-choice", "aria-pressed": String(response.feedback === helpful),
+      }, [helpful ? "Yes" : "No"]);
+      button.addEventListener("click", function () { sendFeedback(response, helpful, buttons, status); });
+      return button;
+    });
+    if (typeof response.feedback === "boolean") status.textContent = "Thanks for telling us.";
+    return el("div", { className: "feedback" }, [el("span", { text: "Was this helpful?" })].concat(buttons, [status]));
+  }
+
+  function sendFeedback(response, helpful, buttons, status) {
+    buttons.forEach(function (b) { b.disabled = true; });
+    fetch(config.api + "/feedback", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ answer_id: response.answer_id, helpful: helpful }),
+    }).then(function (res) {
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      response.feedback = helpful;
+      saveState();
+      buttons.forEach(function (b, i) { b.setAttribute("aria-pressed", String((i === 0) === helpful)); });
+      status.textContent = "Thanks for telling us.";
+    }).catch(function () {
+      status.textContent = "Your answer could not be sent; try again later.";
+    }).then(function () {
+      buttons.forEach(function (b) { b.disabled = false; });
+    });
   }
 
   // A "[n]" button that opens source n of the list `listId`.
