@@ -226,9 +226,9 @@ class LexicalIndex:
         weights = np.array([np.float32(counts[t] * w) for t, w in zip(terms, idf)], dtype=np.float32)
         return LexicalQuery(tuple(terms), weights)
 
-    def scores(self, query: str | LexicalQuery, mask: np.ndarray | None = None) -> np.ndarray:
-        """BM25 score of every row (zero where `mask` is 0, where no query term occurs, and
-        for rows that are not live)."""
+    def scores(self, query: str | LexicalQuery) -> np.ndarray:
+        """BM25 score of every row (zero where no query term occurs, and for rows that are not
+        live)."""
         if isinstance(query, str):
             query = self.query(query)
         out = np.zeros(self.size, dtype=np.float32)
@@ -246,8 +246,6 @@ class LexicalIndex:
                 passages = passages.astype(np.intp)
                 norms = self._norms[low:high][passages]
                 out[low:high][passages] += weight * (frequencies / (frequencies + norms))
-        if mask is not None:
-            out *= mask
         return out
 
     def score_rows(self, query: LexicalQuery, rows: np.ndarray) -> np.ndarray:

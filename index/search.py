@@ -97,15 +97,20 @@ class Searcher:
         # popular questions: their vectors are kept (the model is the version's, so per searcher).
         self._query_vector = functools.lru_cache(maxsize=QUERY_VECTORS)(encoder.encode_query)
         index.dense.set_search_params(settings.ivf_nprobe, settings.hnsw_ef_search)
-        # Per-row columns from the index's chunk table (vectorised: no Chunk per row, which
-        # took seconds and hundreds of MB at a million chunks). Distinct values are few, so
-        # each is computed once and spread to rows by index.
+        # Rows grouped by article, speaker and section, once per version, so that filters,
+        # a follow-up's articles and bonuses are row sets, not passes over every row. The
+        # chunk table's columns are vectorised (no Chunk per row: that took seconds and
+        # hundreds of MB at a million chunks), and a speaker is coded once per distinct name.
         table = index.chunks
         self._article_ids = table.article_ids
         self._by_article = RowGroups(table.article_index, len(index.articles.dates))
         self._speaker_codes: dict[str, int] = {}
-        codes = table.map_speakers(lambda s: self._speaker_codes.setdefault((s or "").casefold(), len(self._speaker_codes)))
-        self._by_speaker = RowGroups(codes.astype(np.int64), len(self._speaker_codes))
+
+        def speaker_code(name: str | None) -> int:
+            return self._speaker_codes.setdefault((name or "").casefold(), len(self._speaker_codes))
+
+        codes = table.map_speakers(speaker_code).astype(np.int64)
+        self._by_speaker = RowGroups(codes, len(self._speaker_codes))
         section_codes = np.zeros(len(table), dtype=np.int64)
         for code, section in enumerate(SECTIONS):
             section_codes[table.sections == section] = code

@@ -105,12 +105,11 @@ def test_saved_segment_loads_memory_mapped_with_equal_scores(paragraphs: list[st
         )
 
 
-def test_mask_zeroes_rows_and_empty_input_is_handled(paragraphs: list[str]) -> None:
+def test_allowed_rows_and_empty_input_are_handled(paragraphs: list[str]) -> None:
     index = LexicalIndex.build(paragraphs)
-    mask = np.zeros(len(paragraphs), dtype=np.float32)
-    mask[:10] = 1
-    scores = index.scores("NHS health care", mask)
-    assert not scores[10:].any() and scores[:10].any()
+    scored = index.score(index.query("NHS health care"), allowed=np.arange(10))
+    everywhere = scored.at(np.arange(index.size))
+    assert not everywhere[10:].any() and everywhere[:10].any()
     assert not index.scores("").any() and not index.scores("the of and").any()
     empty = LexicalIndex.build(["", "the of"])  # passages with no searchable term
     assert empty.size == 2 and not empty.scores("health").any()
