@@ -25,6 +25,8 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
+from index.row_groups import values_at
+
 _local = threading.local()
 
 
@@ -307,10 +309,7 @@ class RowScores:
         rows = np.asarray(rows, dtype=np.int64)
         if self.rows is None:
             return self.scores[rows]
-        if not len(self.rows):
-            return np.zeros(len(rows), dtype=np.float32)
-        found = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
-        return np.where(self.rows[found] == rows, self.scores[found], np.float32(0))
+        return values_at(self.rows, self.scores, rows)
 
 
 def _top_positive(scores: np.ndarray, n: int) -> np.ndarray:

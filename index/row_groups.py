@@ -41,6 +41,14 @@ class RowGroups:
         return np.sort(self._order[positions])
 
 
+def values_at(sorted_rows: np.ndarray, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`values[i]` for each of `rows` that is `sorted_rows[i]`, 0 for the others."""
+    if not len(sorted_rows):
+        return np.zeros(len(rows), dtype=values.dtype)
+    found = np.minimum(np.searchsorted(sorted_rows, rows), len(sorted_rows) - 1)
+    return np.where(sorted_rows[found] == rows, values[found], values.dtype.type(0))
+
+
 def intersect(*row_sets: np.ndarray | None) -> np.ndarray | None:
     """Rows in every given set (None: no restriction); None when no set is given."""
     present = [rows for rows in row_sets if rows is not None]
@@ -81,5 +89,4 @@ class RowBonus:
 
     def at(self, rows: np.ndarray) -> np.ndarray:
         """The bonus of each of `rows`."""
-        found = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
-        return np.where(self.rows[found] == rows, self.values[found], np.float32(0))
+        return values_at(self.rows, self.values, rows)

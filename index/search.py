@@ -362,7 +362,8 @@ class Searcher:
             numbers = [self.index.articles.number(a) for a in filters.article_ids]
             by_article = self._by_article.union([n for n in numbers if n is not None])
         if filters.speakers:
-            by_speaker = np.unique(np.concatenate([self._speaker_rows(s) for s in filters.speakers]))
+            codes = [self._speaker_codes.get(s.casefold(), -1) for s in filters.speakers]
+            by_speaker = self._by_speaker.union(codes)
         if filters.sections:
             by_section = self._by_section.union([SECTIONS.index(s) for s in filters.sections])
         if filters.date_from or filters.date_to:

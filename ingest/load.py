@@ -19,7 +19,7 @@ from index.records import ARTICLE_ID_RULE, ArticleRecord, is_valid_article_id, w
 META_SUFFIX = ".meta.json"
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 METADATA_FIELDS = ("title", "author", "date", "url", "source")
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
 
 
 class ArticleFormatError(ValueError):

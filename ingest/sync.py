@@ -85,6 +85,12 @@ class FetchError(Exception):
     """A page or source that could not be fetched; the message is the reason."""
 
 
+def is_source_url(url: str) -> bool:
+    """Whether `url` can be a feed or sitemap to sync from: absolute http(s)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def article_id(url: str) -> str:
     """A stable id for a page: its host and path as a slug, and a short hash of the whole URL
     (two URLs never share an id; the same URL always gets the same one)."""
@@ -285,7 +291,7 @@ def sync(
     """Bring `folder` in line with the pages `sources` list; see the module docstring."""
     sources = list(sources)
     for source in sources:
-        if urlsplit(source).scheme not in ("http", "https") or not urlsplit(source).netloc:
+        if not is_source_url(source):
             raise IngestError(f"{source!r} is not an http(s) URL of a feed or sitemap")
     folder.mkdir(parents=True, exist_ok=True)
     state = _load_state(folder)

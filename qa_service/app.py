@@ -105,15 +105,17 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
             if report is not None and report.published:
                 holder.refresh()  # serve the new version now rather than at the next poll
 
-        limiters = [None, None]
-        if settings.ask_rate_per_minute:
-            limiters = [RateLimiter(settings.ask_rate_per_minute, settings.ask_burst) for _ in range(2)]
+        def limiter() -> RateLimiter | None:  # /ask and /feedback each get their own, same rate
+            if not settings.ask_rate_per_minute:
+                return None
+            return RateLimiter(settings.ask_rate_per_minute, settings.ask_burst)
+
         questions = None
         if settings.question_log_days:
             questions = await run_in_threadpool(QuestionLog, settings.question_log_file, settings.question_log_days)
         service = Service(settings, model, holder, JobRunner(settings, model, job_finished), metrics,
-                          threading.Lock(), limiters[0], *_language_model(settings, model),
-                          SearchCache(settings.search_cache_size), questions, limiters[1])
+                          threading.Lock(), limiter(), *_language_model(settings, model),
+                          SearchCache(settings.search_cache_size), questions, limiter())
         app.state.service = service
         app.state.metrics = metrics
         await run_in_threadpool(holder.refresh)

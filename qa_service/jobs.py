@@ -4,8 +4,9 @@ The service never re-implements ingestion: a reindex job is `ingest.pipeline.run
 the articles folder, and a job for one article (POST or DELETE /articles) is `run_update` with
 that article's files, which reads nothing else of the folder; the API and `qa-ingest` build
 identical versions. A sync job (POST /admin/sync, or the QA_SYNC_INTERVAL_S timer) is
-`qa-sync --ingest`: `ingest.sync.sync` from QA_SYNC_URLS into the folder, then `run_ingest`. A second `qa-ingest` running at the same moment is refused by the ingest
-lock, and the job reports that.
+`qa-sync --ingest`: `ingest.sync.sync` from QA_SYNC_URLS into the folder, then `run_ingest`.
+A second `qa-ingest` running at the same moment is refused by the ingest lock, and the job
+reports that.
 """
 
 from __future__ import annotations
@@ -106,11 +107,11 @@ class JobRunner:
         job.status, job.started, job.stage = "running", time.time(), "loading"
         report, outcome = None, "failed"
         folder = self._settings.articles_dir
-        options: dict[str, Any] = {"encoder": self._encoder, "progress": False, "on_progress": self._progress(job)}
+        update = self._progress(job)
+        options: dict[str, Any] = {"encoder": self._encoder, "progress": False, "on_progress": update}
         synced = None
         try:
             if sync_from is not None:
-                update = self._progress(job)
                 update("syncing", 0, 0)
                 synced = sync(sync_from, folder, SyncOptions(), progress=lambda done, total: update("syncing", done, total))
                 report = run_ingest(folder, self._settings, **options)

@@ -9,12 +9,12 @@ import ipaddress
 import json
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from index.settings import Settings
+from ingest.sync import is_source_url
 
 
 class ServiceSettings(Settings):
@@ -113,8 +113,7 @@ class ServiceSettings(Settings):
     @classmethod
     def _http_urls(cls, value: list[str]) -> list[str]:
         for url in value:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
+            if not is_source_url(url):
                 raise ValueError(f"{url!r} is not an http(s) URL of a feed or sitemap")
         return value
 
