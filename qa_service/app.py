@@ -7,6 +7,7 @@ Routes:
   POST /articles, DELETE /articles/{id}, POST /admin/reindex, GET /admin/jobs/{id}   (bearer token)
   POST /admin/sync                  sync the articles folder from QA_SYNC_URLS, then ingest (routes.sync)
   POST /feedback, GET /admin/insights   readers' feedback; what readers ask (routes.questions)
+  /mcp                              the archive as a Model Context Protocol server (qa_service.mcp_server)
   GET /healthz, GET /readyz, GET /metrics
   /, /widget.js, /read/{id}         the chat widget and its pages (qa_service.pages)
 """
@@ -38,7 +39,13 @@ from index.errors import (
     InvalidQueryError,
     QAError,
 )
-from index.records import ARTICLE_ID_PATTERN, ARTICLE_ID_RULE, ArticleRecord, is_valid_article_id
+from index.records import (
+    ARTICLE_ID_PATTERN,
+    ARTICLE_ID_RULE,
+    ArticleRecord,
+    SearchResult,
+    is_valid_article_id,
+)
 from ingest.load import ArticleFormatError
 from ingest.pipeline import IngestReport
 from qa_service import articles as article_files
@@ -47,6 +54,7 @@ from qa_service.compose import Composer
 from qa_service.holder import IndexHolder
 from qa_service.jobs import Job, JobRunner
 from qa_service.llm import ChatModel
+from qa_service.mcp_server import HTTPRoute, archive_server
 from qa_service.metrics import CONTENT_TYPE, Metrics
 from qa_service.middleware import BodySizeLimit, RecordMetrics
 from qa_service.pages import pages_router
@@ -118,13 +126,17 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
                           SearchCache(settings.search_cache_size), questions, limiter())
         app.state.service = service
         app.state.metrics = metrics
+        mcp = archive_server(lambda: holder.searcher, max_question_chars=settings.max_question_chars,
+                             limiter=service.ask_limiter, on_answer=partial(_answered, service))
+        app.state.mcp_sessions = mcp.http_sessions()
         await run_in_threadpool(holder.refresh)
         if holder.searcher is None:
             log.warning("not ready: %s", holder.last_error)
         holder.start_watching(settings.reload_interval_s)
         timers = [t for t in (start_sync_timer(service), start_log_pruning(service)) if t is not None]
         try:
-            yield
+            async with app.state.mcp_sessions.run():
+                yield
         finally:
             for timer in timers:
                 timer.stop()
@@ -159,6 +171,9 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
     app.include_router(ask_router())
     app.include_router(sync_router())
     app.include_router(questions_router())
+    # The SDK's transport is an ASGI app of its own, so a plain route: not in the OpenAPI
+    # document, which describes the JSON API; MCP clients read the tool's schema from the server.
+    app.router.routes.append(HTTPRoute("/mcp"))
 
     @app.get("/articles", response_model=ArticleList, responses=ERRORS, tags=["articles"])
     def list_articles(
@@ -290,6 +305,14 @@ def _language_model(settings: ServiceSettings, encoder: Encoder) -> tuple[Compos
     checker = CitationChecker(encoder, settings.llm_min_support)
     composer = Composer(model, checker, settings.llm_passage_chars, settings.llm_passages)
     return composer, FollowupRewriter(model) if settings.llm_rewrite_followups else None
+
+
+def _answered(service: Service, question: str, result: SearchResult) -> None:
+    """Count and log a question asked through the MCP tool, as /ask does its own."""
+    service.metrics.answers.labels(result.confidence).inc()
+    if service.question_log is not None:
+        articles = list(dict.fromkeys(p.chunk.article_id for p in result.passages))
+        service.question_log.record(question, result.confidence, articles, result.took_ms)
 
 
 def _summary(article: ArticleRecord, chunks: int) -> ArticleSummary:

@@ -1,17 +1,24 @@
-"""`qa-serve --index DIR --articles DIR --host H --port P`"""
+"""`qa-serve --index DIR --articles DIR --host H --port P`, and `qa-mcp --index DIR` (the
+archive as an MCP server over stdio, for desktop assistants)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
 
+import anyio
 import uvicorn
 
 from index.cli import run_cli
+from index.dense import set_query_threads
+from index.encoder import Encoder
 from index.store import current_version_name
 from qa_service.app import create_app
+from qa_service.holder import IndexHolder
+from qa_service.mcp_server import archive_server
 from qa_service.settings import ServiceSettings
 
 
@@ -38,8 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         # on a small machine, other processes) want the same cores: on 2 shared cores a
         # question's embedding took 163 ms median with 2 threads and 23 ms with 1, a flat
         # FAISS search of 10k vectors 44 ms and 0.36 ms (docs/benchmarks.md).
-        from index.dense import set_query_threads
-
         set_query_threads(settings.query_threads)
         if current_version_name(settings.index_dir) is None:
             print(
@@ -55,6 +60,41 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_cli("qa-serve", body)
+
+
+def mcp_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="qa-mcp",
+        description="The archive as a Model Context Protocol server over stdio, for desktop "
+        "assistants: the tool ask_archive and a resource per article. It serves the index's "
+        "current version and picks up new ones as qa-ingest publishes them.",
+    )
+    parser.add_argument("--index", type=Path, help="index folder (default: $QA_INDEX_DIR or data/index)")
+    args = parser.parse_args(argv)
+    # stdout carries the protocol: every log line, and anything a library prints, goes to stderr.
+    logging.basicConfig(level=logging.WARNING, format="qa-mcp: %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+    def body() -> int:
+        settings = ServiceSettings(**({"index_dir": args.index} if args.index else {}))
+        set_query_threads(settings.query_threads)
+        with contextlib.redirect_stdout(sys.stderr):
+            encoder = Encoder(settings.model, settings.embed_batch_size, settings.query_backend)
+            encoder.encode_query("warm-up")
+            holder = IndexHolder(settings, encoder)
+            holder.refresh()
+        if holder.searcher is None:
+            print(f"qa-mcp: warning: {holder.last_error}; the tool answers with that until one is built",
+                  file=sys.stderr)
+        holder.start_watching(settings.reload_interval_s)
+        server = archive_server(lambda: holder.searcher, max_question_chars=settings.max_question_chars)
+        try:
+            anyio.run(server.run_stdio_async)
+        finally:
+            holder.stop()
+        return 0
+
+    return run_cli("qa-mcp", body)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ killed with SIGKILL (the script restarts it)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mcp import Client
 
 from index.encoder import Encoder
 from index.settings import Settings
@@ -62,6 +64,13 @@ def _wait(condition, timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
+async def _ask_over_mcp(url: str, version: str) -> None:
+    async with Client(url) as client:
+        for question in QUESTIONS:
+            result = await client.call_tool("ask_archive", {"question": question})
+            assert not result.is_error and result.structured_content["index_version"] == version
+
+
 @pytest.mark.slow
 def test_replicas_behind_nginx_answer_through_a_publish_and_a_killed_replica(
     tmp_path: Path, sample_index: Path, encoder: Encoder
@@ -100,6 +109,10 @@ def test_replicas_behind_nginx_answer_through_a_publish_and_a_killed_replica(
         report = run_update([articles / "stroma.txt"], Settings(index_dir=index), encoder, progress=False)
         assert report.version != first
         swap_s = _wait(lambda: all(_version(url) == report.version for url in replicas), 30, "replicas did not swap")
+
+        # The MCP endpoint through nginx: stateless, so each of a session's requests may reach
+        # either replica.
+        asyncio.run(_ask_over_mcp(f"{base}/mcp", report.version))
 
         # One replica killed: nginx sends its requests to the other, the script restarts it,
         # and it comes back on the current version.
