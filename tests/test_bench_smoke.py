@@ -58,3 +58,14 @@ def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
     for heading in ("Ingest throughput", "Incremental add", "recall@10", "Query latency", "LangChain"):
         assert heading in text
     assert (tmp_path / "benchmarks-latency.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_serving_memory_profile_runs(tmp_path: Path, sample_index: Path) -> None:
+    out = tmp_path / "memory.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_BENCH_SCIFACT": str(write_tiny_beir(tmp_path / "scifact"))}
+    subprocess.run([sys.executable, "-m", "bench.serving_memory", "--index", str(sample_index), "--queries", "5",
+                    "--json", str(out)], cwd=ROOT, env=env, check=True, timeout=300)
+    profile = json.loads(out.read_text())
+    assert [s["stage"] for s in profile["stages"]][-1] == "after 5 questions"
+    assert all(s["rss_mb"] > 0 for s in profile["stages"]) and profile["largest_mappings"]

@@ -108,3 +108,24 @@ def test_top_positive_is_the_top_of_a_full_sort(n: int) -> None:
     sparse = np.zeros(100_000, dtype=np.float32)
     sparse[[3, 99_999]] = [1.0, 2.0]  # fewer positive scores than n
     assert lexical._top_positive(sparse, 10).tolist() == [99_999, 3]
+
+
+def test_frequencies_are_small_integers_and_score_as_float32_ones(paragraphs: list[str], tmp_path) -> None:
+    """Counts are stored as uint8 (a quarter of float32's bytes); an index written with
+    float32 counts (before) loads and scores the same, bit for bit."""
+    segment = LexicalSegment.build(paragraphs)
+    assert segment.frequencies.dtype == np.uint8 and segment.frequencies.min() >= 1
+    segment.save(tmp_path / "small")
+    loaded = LexicalSegment.load(tmp_path / "small")
+    assert loaded.frequencies.dtype == np.uint8
+    wide = LexicalSegment(segment.terms, segment.indptr, segment.passages,
+                          segment.frequencies.astype(np.float32), segment.lengths)
+    wide.save(tmp_path / "wide")
+    small, before = LexicalIndex([loaded]), LexicalIndex([LexicalSegment.load(tmp_path / "wide")])
+    rows = np.arange(0, small.size, 7)
+    for question in QUESTIONS:
+        query = small.query(question)
+        np.testing.assert_array_equal(small.scores(query), before.scores(query))
+        np.testing.assert_array_equal(small.score_rows(query, rows), before.score_rows(query, rows))
+    # A count past 255 takes the next size up rather than wrapping round.
+    assert LexicalSegment.build(["ferry " * 300]).frequencies.tolist() == [300]
