@@ -4,7 +4,7 @@ One tool, `ask_archive(question, top_k)`: the search `/ask` runs, its cited pass
 as text an assistant can read and as structured content (article id, title, speaker, offsets,
 url). And a resource per article, `article://<id>`: the article's text, which the passages'
 offsets index into. The service mounts it at /mcp (streamable HTTP, `app.py`); `qa-mcp` runs it
-over stdio for desktop assistants (`qa_service/mcp_cli.py`).
+over stdio for desktop assistants (`qa_service/cli.py`).
 """
 
 from __future__ import annotations
@@ -53,14 +53,11 @@ class ArchiveAnswer(BaseModel):
 
     @classmethod
     def of(cls, result: SearchResult) -> ArchiveAnswer:
-        answer = result.answer
         return cls(
             question=result.question,
             abstained=result.abstained,
             confidence=result.confidence,
-            answer=None if answer is None else AnswerOut(
-                text=answer.text, speaker=answer.speaker, citation=answer.citation
-            ),
+            answer=AnswerOut.of(result.answer),
             passages=[PassageOut.of(p) for p in result.passages],
             index_version=result.index_version,
         )

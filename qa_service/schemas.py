@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from index.records import ARTICLE_ID_PATTERN, Confidence, Passage, SearchResult, web_link
+from index.records import ARTICLE_ID_PATTERN, Answer, Confidence, Passage, SearchResult, web_link
 from qa_service.compose import ComposedAnswer
 
 # An article's link as the API gives it: absolute http(s) or null, whatever the index holds
@@ -98,6 +98,10 @@ class AnswerOut(BaseModel):
     speaker: str | None
     citation: int = Field(..., description="rank of the passage the answer comes from")
 
+    @classmethod
+    def of(cls, answer: Answer | None) -> AnswerOut | None:
+        return None if answer is None else cls(text=answer.text, speaker=answer.speaker, citation=answer.citation)
+
 
 class GeneratedSentence(BaseModel):
     text: str = Field(..., description="as the model wrote it, with its [n] markers")
@@ -160,14 +164,11 @@ class AskResponse(BaseModel):
 
     @classmethod
     def of(cls, result: SearchResult, took_ms: float) -> AskResponse:
-        answer = result.answer
         return cls(
             question=result.question,
             abstained=result.abstained,
             confidence=result.confidence,
-            answer=None if answer is None else AnswerOut(
-                text=answer.text, speaker=answer.speaker, citation=answer.citation
-            ),
+            answer=AnswerOut.of(result.answer),
             passages=[PassageOut.of(p) for p in result.passages],
             index_version=result.index_version,
             took_ms=took_ms,
