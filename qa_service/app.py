@@ -310,9 +310,7 @@ def _language_model(settings: ServiceSettings, encoder: Encoder) -> tuple[Compos
 def _answered(service: Service, question: str, result: SearchResult) -> None:
     """Count and log a question asked through the MCP tool, as /ask does its own."""
     service.metrics.answers.labels(result.confidence).inc()
-    if service.question_log is not None:
-        articles = list(dict.fromkeys(p.chunk.article_id for p in result.passages))
-        service.question_log.record(question, result.confidence, articles, result.took_ms)
+    service.record_question(question, result, result.took_ms)
 
 
 def _summary(article: ArticleRecord, chunks: int) -> ArticleSummary:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -133,7 +133,10 @@ class GeneratedOut(BaseModel):
         )
 
 
-class AskResponse(BaseModel):
+class SearchAnswer(BaseModel):
+    """A search's answer: what /ask returns before its own fields, and the MCP tool's
+    structured content (qa_service/mcp_server.py)."""
+
     question: str
     abstained: bool = Field(
         ..., description="true when nothing in the archive is close: no passages, no answer"
@@ -146,6 +149,22 @@ class AskResponse(BaseModel):
     answer: AnswerOut | None = Field(..., description="given only at high confidence")
     passages: list[PassageOut]
     index_version: str
+
+    @classmethod
+    def of(cls, result: SearchResult, **fields: object) -> Self:
+        """`result` as this model, with the subclass's own `fields`."""
+        return cls(
+            question=result.question,
+            abstained=result.abstained,
+            confidence=result.confidence,
+            answer=AnswerOut.of(result.answer),
+            passages=[PassageOut.of(p) for p in result.passages],
+            index_version=result.index_version,
+            **fields,
+        )
+
+
+class AskResponse(SearchAnswer):
     took_ms: float
     searched_as: str | None = Field(
         None, description="the follow-up as the language model rewrote it and the archive was "
@@ -162,17 +181,6 @@ class AskResponse(BaseModel):
         None, description="what POST /feedback refers to; null when the question log is off"
     )
 
-    @classmethod
-    def of(cls, result: SearchResult, took_ms: float) -> AskResponse:
-        return cls(
-            question=result.question,
-            abstained=result.abstained,
-            confidence=result.confidence,
-            answer=AnswerOut.of(result.answer),
-            passages=[PassageOut.of(p) for p in result.passages],
-            index_version=result.index_version,
-            took_ms=took_ms,
-        )
 
 
 class ArticleSummary(BaseModel):

@@ -12,6 +12,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from index.encoder import Encoder
+from index.errors import InvalidQueryError
+from index.records import SearchResult
 from index.search import Searcher
 from qa_service.compose import Composer
 from qa_service.holder import IndexHolder
@@ -41,6 +43,19 @@ class Service:
     search_cache: SearchCache  # recent searches of the served version (QA_SEARCH_CACHE_SIZE)
     question_log: QuestionLog | None  # None when QA_QUESTION_LOG_DAYS is 0
     feedback_limiter: RateLimiter | None
+
+    def record_question(self, question: str, result: SearchResult, took_ms: float) -> str | None:
+        """Log an answered question when the question log is on: its answer id, else None."""
+        if self.question_log is None:
+            return None
+        articles = list(dict.fromkeys(p.chunk.article_id for p in result.passages))
+        return self.question_log.record(question, result.confidence, articles, took_ms)
+
+
+def check_question_length(question: str, limit: int) -> None:
+    """QA_MAX_QUESTION_CHARS, for /ask and the MCP tool alike."""
+    if len(question) > limit:
+        raise InvalidQueryError(f"question is {len(question)} characters; the limit is {limit}")
 
 
 # Dependencies are `async def`: they do no I/O, and FastAPI runs a plain `def` dependency in

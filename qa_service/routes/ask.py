@@ -21,7 +21,14 @@ from qa_service.compose import ComposedAnswer
 from qa_service.llm import GenerationError
 from qa_service.rewrite import archive_turns
 from qa_service.schemas import AskFilters, AskRequest, AskResponse, GeneratedOut, Turn
-from qa_service.service import ASK_ERRORS, SearcherDep, Service, ServiceDep, ask_rate_limit
+from qa_service.service import (
+    ASK_ERRORS,
+    SearcherDep,
+    Service,
+    ServiceDep,
+    ask_rate_limit,
+    check_question_length,
+)
 
 NO_MODEL = "composed answers are off: the service has no language model (set QA_LLM_URL)"
 
@@ -88,9 +95,7 @@ def ask_router() -> APIRouter:
 
 def _search(service: Service, searcher: Searcher, question: str, history: list[Turn],
             top_k: int | None, filters: AskFilters | None) -> SearchResult:
-    limit = service.settings.max_question_chars
-    if len(question) > limit:
-        raise InvalidQueryError(f"question is {len(question)} characters; the limit is {limit}")
+    check_question_length(question, service.settings.max_question_chars)
     if len(history) > service.settings.max_history_turns:
         raise InvalidQueryError(
             f"history has {len(history)} turns; the limit is {service.settings.max_history_turns}"
@@ -127,9 +132,7 @@ def _response(service: Service, result: SearchResult, asked: str, started: float
     response = AskResponse.of(result, took_ms=_ms_since(started))
     if result.question != asked.strip():
         response.question, response.searched_as = asked.strip(), result.question
-    if service.question_log is not None:
-        articles = list(dict.fromkeys(p.article_id for p in response.passages))
-        response.answer_id = service.question_log.record(asked, result.confidence, articles, response.took_ms)
+    response.answer_id = service.record_question(asked, result, response.took_ms)
     return response
 
 
