@@ -59,11 +59,11 @@ def refers_back(question: str) -> Reference | None:
 @dataclass(frozen=True)
 class ConversationContext:
     """What the conversation was last about: the articles of the latest answer's first
-    passages (the best one's first), the best passage's speaker, and the question that
-    found them."""
+    passages (the best one's first), the people a "he" or "they" may mean (the best passage's
+    speaker first, then those the answer names), and the question that found them."""
 
     articles: tuple[str, ...]
-    speaker: str | None
+    people: tuple[str, ...]
     question: str
 
     @property

@@ -28,6 +28,7 @@ from index.encoder import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
 from index.highlight import best_sentence
 from index.lexical import analyse
+from index.people import PersonNames
 from index.records import COMMENT, SECTIONS, Answer, Confidence, Filters, Passage, SearchResult
 from index.row_groups import RowBonus, RowGroups, intersect
 from index.segment import lexical_text
@@ -105,12 +106,16 @@ class Searcher:
         self._article_ids = table.article_ids
         self._by_article = RowGroups(table.article_index, len(index.articles.dates))
         self._speaker_codes: dict[str, int] = {}
+        names: set[str] = set()
 
         def speaker_code(name: str | None) -> int:
+            if name:
+                names.add(name)
             return self._speaker_codes.setdefault((name or "").casefold(), len(self._speaker_codes))
 
         codes = table.map_speakers(speaker_code).astype(np.int64)
         self._by_speaker = RowGroups(codes, len(self._speaker_codes))
+        self._people = PersonNames(names)
         section_codes = np.zeros(len(table), dtype=np.int64)
         for code, section in enumerate(SECTIONS):
             section_codes[table.sections == section] = code
@@ -210,19 +215,30 @@ class Searcher:
         would (a follow-up resolved against the ones before it) and its best passage gives
         the article and speaker. A question on which `search` finds nothing leaves the
         context as it was; a follow-up about a person whose best passage names nobody keeps
-        that person."""
+        that person. The people a later "he" may mean are that speaker and those named in
+        the sentences that answer, in the first passages shown ("Which GP leader chairs the
+        NHS Alliance?" is answered by a passage that names him but quotes no one)."""
         context: ConversationContext | None = None
         for question in earlier:
             turn = self._search_turn(question, context, allowed, mode, self.settings.top_k)
             if turn.confidence == "none":
                 continue  # nothing was shown, so there is nothing to refer back to
-            best = self.index.chunks[turn.chosen[0][0]]
-            speaker = best.speaker
+            shown = [self.index.chunks[row] for row, _ in turn.chosen[:CONTEXT_PASSAGES]]
+            speaker = shown[0].speaker
             if speaker is None and context is not None and refers_back(question) == "person":
-                speaker = context.speaker
-            shown = turn.chosen[:CONTEXT_PASSAGES]
-            articles = tuple(dict.fromkeys(self._article_ids[row] for row, _ in shown))
-            context = ConversationContext(articles, speaker, question)
+                speaker = context.people[0] if context.people else None
+            weights = self._term_weights(question)
+            named = []
+            for chunk in shown:
+                sentence = best_sentence(chunk.text, weights)
+                named += self._people.mentioned(chunk.text[sentence.start : sentence.end])
+            people = tuple(dict.fromkeys(([speaker] if speaker else []) + named))
+            articles = tuple(dict.fromkeys(chunk.article_id for chunk in shown))
+            if context is not None and refers_back(question) is not None:
+                # A follow-up to a follow-up ("How quickly did they catch on?") is read after
+                # the question that set the subject, not after the previous vague turn alone.
+                question = f"{context.question} {question}"
+            context = ConversationContext(articles, people, question)
         return context
 
     def _search_turn(
@@ -270,7 +286,7 @@ class Searcher:
         best_article = self._by_article.rows(-1 if numbers[0] is None else numbers[0])
         bonus = RowBonus.total(
             RowBonus.of(best_article, ARTICLE_BONUS),
-            self._person_bonus(context, reference),
+            self._person_bonus(context, reference, scope),
             self._question_bonus(question),
         )
         also = (context.question, CONTEXT_TERMS_WEIGHT)
@@ -329,21 +345,23 @@ class Searcher:
         return dict(zip(terms, self.index.lexical.idf(terms).tolist()))
 
     def _person_bonus(
-        self, context: ConversationContext, reference: Reference
+        self, context: ConversationContext, reference: Reference, scope: np.ndarray | None
     ) -> RowBonus | None:
-        """Per-row score bonus for the person referred to: the last answer's speaker for a
-        pronoun, the article's author for "the author"; None when no one is referred to."""
-        person = {
-            "person": context.speaker,
-            "author": self.index.articles[context.article_id].author,
-            "thing": None,
-        }[reference]
-        if not person:
+        """Per-row score bonus for the people referred to (those the last answer's speaker and
+        sentences name, for a pronoun; the article's author for "the author"): their own
+        words, and within `scope` the passages that name them ("Ed Mayo ... says ministers
+        need to" is reported speech, which has no speaker). None when no one is referred to."""
+        author = self.index.articles[context.article_id].author
+        people = {"person": context.people, "author": (author,) if author else (), "thing": ()}[reference]
+        if not people:
             return None
-        return RowBonus.of(self._speaker_rows(person), SPEAKER_BONUS)
-
-    def _speaker_rows(self, speaker: str) -> np.ndarray:
-        return self._by_speaker.rows(self._speaker_codes.get(speaker.casefold(), -1))
+        codes = [self._speaker_codes.get(person.casefold(), -1) for person in people]
+        spoken = self._by_speaker.union(codes)
+        if reference != "person":
+            return RowBonus.of(spoken, SPEAKER_BONUS)
+        surnames = self.index.lexical.query(" ".join(person.split()[-1] for person in people))
+        naming = self.index.lexical.score(surnames, scope).top(self.index.lexical.size, among=scope)
+        return RowBonus.of(np.union1d(spoken, naming), SPEAKER_BONUS)
 
     def _question_bonus(self, question: str) -> RowBonus | None:
         """Per-row score bonus that the question's own words call for: reader comments for a

@@ -108,6 +108,30 @@ def test_followup_finds_a_person_the_previous_answer_showed_second(searcher: Sea
     assert rank is not None and rank <= 3, _passages(result)
 
 
+def test_he_is_the_person_the_answer_names_and_his_reported_speech_counts(searcher: Searcher) -> None:
+    # The answer names Ed Mayo in reported speech ("has given ... a cautious welcome, but
+    # says ministers need to ..."), which has no speaker; "he" still means him, and the
+    # passage that reports what he wants comes before the ones that quote him on other things.
+    first = "Who gave the government's NHS reforms a cautious welcome?"
+    assert searcher.search(first).passages[0].chunk.speaker is None
+    result = searcher.search("What does he want ministers to do?", history=[first])
+    top = result.passages[0].chunk
+    assert "easier and more predictable" in top.text and "Ed Mayo" in top.text, _passages(result)
+    assert all("Mayo" in p.chunk.text or p.chunk.speaker == "Ed Mayo" for p in result.passages[:2])
+
+
+def test_a_follow_up_to_a_follow_up_is_read_after_the_question_that_set_the_subject(
+    searcher: Searcher,
+) -> None:
+    # "Where?" after "Who announced it?" says nothing by itself; read after "What is the Right
+    # to Provide scheme?" it is about the announcement, and the article that has it answers.
+    history = ["What is the Right to Provide scheme?", "Who announced it?"]
+    scheme = searcher.search(history[0]).passages[0].chunk.article_id
+    result = searcher.search("Where?", history=history)
+    assert not result.abstained
+    assert {p.chunk.article_id for p in result.passages} == {scheme}
+
+
 def test_followup_that_names_nothing_is_searched_with_the_earlier_question(
     searcher: Searcher,
 ) -> None:
