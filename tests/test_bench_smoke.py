@@ -69,3 +69,16 @@ def test_serving_memory_profile_runs(tmp_path: Path, sample_index: Path) -> None
     profile = json.loads(out.read_text())
     assert [s["stage"] for s in profile["stages"]][-1] == "after 5 questions"
     assert all(s["rss_mb"] > 0 for s in profile["stages"]) and profile["largest_mappings"]
+
+
+@pytest.mark.slow
+def test_query_quantization_compares_every_copy_with_the_served_model() -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "bench.query_quantization", "--questions", "3"],
+                          cwd=ROOT, env=env, check=True, timeout=300, capture_output=True, text=True)
+    figures = json.loads(done.stdout)
+    copies = [label for label in figures if label.startswith("int8")]
+    assert figures["questions"] == 3 and len(copies) == 3
+    for label in copies:
+        assert 0.5 < figures[label]["cosine_to_float32_min"] <= 1.0001
+        assert figures[label]["file_mb"] < figures["float32"]["file_mb"]

@@ -1,0 +1,119 @@
+"""An int8 copy of the question encoder (issue 17): how much faster, and how far its vectors
+move from the served float32 ones.
+
+The served query model (`index.encoder.OnnxQueryModel`) is exported as `qa-serve` exports it,
+then quantised with ONNX Runtime's dynamic quantisation in three ways: every MatMul and Gemm
+per tensor, the same per output channel, and only the feed-forward MatMuls per channel. Each
+copy embeds the same questions on one thread, alternating with the float32 model, and is
+compared with it vector by vector. The issue accepts a faster copy only if every quality
+benchmark scores the same to three decimals, vectors compared too.
+
+    .venv/bin/python -m bench.query_quantization [--questions N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import median, percentile
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "bench" / "scifact" / "queries.jsonl"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "articles"
+
+
+def questions(limit: int) -> list[str]:
+    """SciFact's claims when ../shared is there, else the sample articles' first sentences."""
+    if SCIFACT.exists():
+        rows = SCIFACT.read_text(encoding="utf-8").splitlines()
+        return [json.loads(row)["text"] for row in rows[:limit]]
+    lines = [line for path in sorted(SAMPLE.glob("*.txt")) for line in path.read_text().splitlines()]
+    return [line[:200] for line in lines if len(line.split()) > 8][:limit]
+
+
+def time_model(encode, texts: list[str]) -> list[float]:
+    times = []
+    for text in texts:
+        started = time.perf_counter()
+        encode(text)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def measure(limit: int) -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from index.encoder import Encoder, OnnxQueryModel
+
+    torch.set_num_threads(1)  # qa-serve's default (QA_QUERY_THREADS)
+    encoder = Encoder()
+    served = encoder.encode_query  # the float32 ONNX model qa-serve uses
+    texts = questions(limit)
+    folder = Path(tempfile.mkdtemp(prefix="qa-int8-"))
+    exported = folder / "float32.onnx"
+    transformer = list(encoder._model)[0].auto_model.eval()
+    sample = encoder.tokenizer([texts[0]], return_tensors="pt")
+    names = [n for n in OnnxQueryModel.INPUTS if n in sample]
+    OnnxQueryModel._export(transformer, names, sample, exported)
+    matmuls = [n.name for n in onnx.load(str(exported)).graph.node if n.op_type == "MatMul"]
+    feed_forward = [n for n in matmuls if "intermediate" in n or ("/output/dense" in n and "attention" not in n)]
+    variants = {
+        "int8, per tensor": {},
+        "int8, per channel": {"per_channel": True},
+        "int8, per channel, feed-forward only": {"per_channel": True, "nodes_to_quantize": feed_forward},
+    }
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    reference = np.stack([served(t) for t in texts])
+    figures: dict = {"questions": len(texts), "float32": {}}
+    float_times: list[float] = []
+    for label, extra in variants.items():
+        path = folder / f"{len(figures)}.onnx"
+        quantize_dynamic(str(exported), str(path), weight_type=QuantType.QInt8, **extra)
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        model = OnnxQueryModel(session, encoder.tokenizer, "mean", encoder.max_tokens + 2)
+        time_model(model.encode, texts[:20])
+        time_model(served, texts[:20])
+        quantised_times, float_round = [], []
+        for _ in range(2):  # alternated, so both see the same machine
+            quantised_times += time_model(model.encode, texts)
+            float_round += time_model(served, texts)
+        float_times += float_round
+        cosines = np.einsum("ij,ij->i", reference, np.stack([model.encode(t) for t in texts]))
+        figures[label] = {
+            "p50_ms": round(median(quantised_times), 2),
+            "p99_ms": round(percentile(quantised_times, 99), 2),
+            "float32_p50_ms_same_rounds": round(median(float_round), 2),
+            "cosine_to_float32_min": round(float(cosines.min()), 4),
+            "cosine_to_float32_median": round(float(np.median(cosines)), 4),
+            "file_mb": round(path.stat().st_size / 2**20, 1),
+        }
+    figures["float32"] = {
+        "p50_ms": round(median(float_times), 2),
+        "p99_ms": round(percentile(float_times, 99), 2),
+        "file_mb": round(exported.stat().st_size / 2**20, 1),
+    }
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=300)
+    args = parser.parse_args(argv)
+    figures = measure(args.questions)
+    print(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
