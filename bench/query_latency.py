@@ -173,7 +173,7 @@ def query_embedding_ms(queries: list[str], threads: int = 1, backend: str = "onn
     from index.encoder import Encoder
 
     set_query_threads(threads)
-    encoder = Encoder(query_backend=backend)
+    encoder = Encoder(query_backend=backend, threads=threads)
     for q in queries[:10]:
         encoder.encode_query(q)
     times = []

@@ -1,7 +1,7 @@
 """An int8 copy of the question encoder (issue 17): how much faster, and how far its vectors
 move from the served float32 ones.
 
-The served query model (`index.encoder.OnnxQueryModel`) is exported as `qa-serve` exports it,
+The served query model (`index.query_model.OnnxQueryModel`) is exported as `qa-serve` exports it,
 then quantised with ONNX Runtime's dynamic quantisation in three ways: every MatMul and Gemm
 per tensor, the same per output channel, and only the feed-forward MatMuls per channel. Each
 copy embeds the same questions on one thread, alternating with the float32 model, and is
@@ -48,21 +48,20 @@ def time_model(encode, texts: list[str]) -> list[float]:
 def measure(limit: int) -> dict:
     import onnx
     import onnxruntime
-    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from tokenizers import Tokenizer
 
-    from index.encoder import Encoder, OnnxQueryModel
+    from index.encoder import Encoder
+    from index.query_model import MODEL_FILE, TOKENIZER_FILE, OnnxQueryModel, export
 
-    torch.set_num_threads(1)  # qa-serve's default (QA_QUERY_THREADS)
-    encoder = Encoder()
+    encoder = Encoder(threads=1)  # qa-serve's default (QA_QUERY_THREADS)
     served = encoder.encode_query  # the float32 ONNX model qa-serve uses
     texts = questions(limit)
     folder = Path(tempfile.mkdtemp(prefix="qa-int8-"))
-    exported = folder / "float32.onnx"
-    transformer = list(encoder._model)[0].auto_model.eval()
-    sample = encoder.tokenizer([texts[0]], return_tensors="pt")
-    names = [n for n in OnnxQueryModel.INPUTS if n in sample]
-    OnnxQueryModel._export(transformer, names, sample, exported)
+    export(encoder._model, encoder.model_name, folder / "float32")
+    exported = folder / "float32" / MODEL_FILE
+    tokenizer = Tokenizer.from_file(str(folder / "float32" / TOKENIZER_FILE))
+    tokenizer.enable_truncation(encoder.max_tokens + 2)
     matmuls = [n.name for n in onnx.load(str(exported)).graph.node if n.op_type == "MatMul"]
     feed_forward = [n for n in matmuls if "intermediate" in n or ("/output/dense" in n and "attention" not in n)]
     variants = {
@@ -81,7 +80,7 @@ def measure(limit: int) -> dict:
         path = folder / f"{len(figures)}.onnx"
         quantize_dynamic(str(exported), str(path), weight_type=QuantType.QInt8, **extra)
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        model = OnnxQueryModel(session, encoder.tokenizer, "mean", encoder.max_tokens + 2)
+        model = OnnxQueryModel(session, tokenizer, "mean")
         time_model(model.encode, texts[:20])
         time_model(served, texts[:20])
         quantised_times, float_round = [], []

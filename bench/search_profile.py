@@ -74,7 +74,7 @@ def profile(index_dir: Path, n_queries: int) -> dict:
     started = time.perf_counter()
     version = load_index(index_dir)
     settings = Settings(index_dir=index_dir)
-    searcher = Searcher(version, Encoder(), settings)
+    searcher = Searcher(version, Encoder(threads=1), settings)
     load_s = time.perf_counter() - started
     queries = scifact_queries()[: n_queries + 20]
     warm, queries = queries[:20], queries[20:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -57,9 +58,8 @@ def main() -> None:
 
     settings = ServiceSettings(index_dir=args.index)
     set_query_threads(settings.query_threads)
-    _stage(stages, "imports (torch, faiss, ...)")
-    encoder = Encoder(settings.model, settings.embed_batch_size, settings.query_backend)
-    _stage(stages, "model (sentence-transformers)")
+    _stage(stages, "imports (faiss, onnxruntime, ...)")
+    encoder = Encoder.for_settings(settings, threads=settings.query_threads)
     encoder.encode_query("warm-up")
     _stage(stages, "question path (ONNX Runtime)")
     index = load_index(args.index, expected_model=encoder.model_name)
@@ -68,6 +68,7 @@ def main() -> None:
     for question in scifact_queries(args.queries):
         searcher.search(question)
     _stage(stages, f"after {args.queries} questions")
+    print(f"torch loaded: {'torch' in sys.modules}")
     mappings = largest_mappings()
     for mapping in mappings:
         print(f"  {mapping['rss_mb']:8.1f} MB  {mapping['mapping']}")

@@ -33,7 +33,7 @@ def _open(args: argparse.Namespace) -> Searcher:
     index = load_index(settings.index_dir)
     # The index says which model embedded it; questions must use the same one.
     settings = settings.model_copy(update={"model": index.manifest.model})
-    return Searcher(index, Encoder(settings.model, query_backend=settings.query_backend), settings)
+    return Searcher(index, Encoder.for_settings(settings), settings)
 
 
 def run_cli(prog: str, body: Callable[[], int]) -> int:

@@ -13,6 +13,7 @@ cosine), so a version never holds the float32 matrix and a FAISS copy side by si
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -31,12 +32,12 @@ EXACT_SUBSET_MAX = 50_000
 
 
 def set_query_threads(threads: int) -> None:
-    """Threads torch and FAISS use within one question (process-wide). A server answers many
-    questions at once, so one thread each: see qa_service/cli.py for the measurements."""
-    import torch
-
-    torch.set_num_threads(threads)
+    """Threads FAISS, and torch if this process has loaded it, use within one question
+    (process-wide; the encoder takes its own count, `Encoder.for_settings`). A server answers
+    many questions at once, so one thread each: see qa_service/cli.py for the measurements."""
     faiss.omp_set_num_threads(threads)
+    if "torch" in sys.modules:  # never imported for this: a server without torch stays so
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def choose_kind(n: int, setting: DenseIndexSetting = "auto", ann_min_chunks: int = 50_000) -> DenseKind:

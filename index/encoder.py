@@ -7,14 +7,15 @@ import logging
 import os
 import tempfile
 import threading
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from index.errors import ModelLoadError
-from index.settings import DEFAULT_MODEL, QueryBackend
+from index.query_model import NotExportable, OnnxQueryModel, export_in_child
+from index.query_model import export as export_query_model
+from index.settings import DEFAULT_MODEL, QueryBackend, Settings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -38,20 +39,64 @@ def resolve_model_path(model: str) -> str:
 
 
 class Encoder:
-    """Wraps a SentenceTransformer; vectors are float32 and L2-normalised (cosine = dot)."""
+    """The sentence-transformers model; vectors are float32 and L2-normalised (cosine = dot).
+
+    The torch model is loaded at first use: a server that only embeds questions never loads
+    it. Questions go through ONNX Runtime (the "onnx" backend): the same vectors, checked, in
+    less than half the time of a torch forward pass for one short text. The ONNX copy is read
+    from `query_model_dir` when it holds one for this model; otherwise it is exported there (or
+    into a temporary folder when that is not writable), by a child process when this one has
+    not loaded torch yet (`index/query_model.py`)."""
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, batch_size: int = 64, query_backend: QueryBackend = "onnx"
+        self,
+        model: str = DEFAULT_MODEL,
+        batch_size: int = 64,
+        query_backend: QueryBackend = "onnx",
+        query_model_dir: Path | None = None,
+        threads: int | None = None,
     ) -> None:
         self.model_name = model
         self.batch_size = batch_size
         self.query_backend: QueryBackend = query_backend
-        self._model = _load(model)
+        self._query_model_dir = query_model_dir
+        # Threads for one question (ONNX Runtime) and for torch once loaded; None: every core.
+        self._threads = threads
+        self._torch_model: SentenceTransformer | None = None
         self._query_model: OnnxQueryModel | None = None
-        self._query_model_lock = threading.Lock()
-        self.dim: int = int(self._model.get_embedding_dimension())
-        # Word pieces the model reads, less [CLS] and [SEP].
-        self.max_tokens: int = int(self._model.max_seq_length) - 2
+        self._lock = threading.RLock()
+        if query_backend == "torch":
+            self._load_torch_model()  # a bad model fails at start, not at the first question
+
+    @classmethod
+    def for_settings(cls, settings: Settings, threads: int | None = None) -> Encoder:
+        """The encoder `settings` ask for, its question path kept in the index's cache folder
+        (beside the vector cache)."""
+        return cls(settings.model, settings.embed_batch_size, settings.query_backend,
+                   settings.index_dir / "cache" / "query-model", threads)
+
+    @property
+    def _model(self) -> SentenceTransformer:
+        return self._load_torch_model()
+
+    def _load_torch_model(self) -> SentenceTransformer:
+        with self._lock:
+            if self._torch_model is None:
+                self._torch_model = load_sentence_transformer(self.model_name)
+                if self._threads is not None:
+                    import torch
+
+                    torch.set_num_threads(self._threads)
+            return self._torch_model
+
+    @property
+    def dim(self) -> int:
+        return int(self._model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces the model reads, less [CLS] and [SEP]."""
+        return int(self._model.max_seq_length) - 2
 
     @property
     def tokenizer(self):  # a transformers PreTrainedTokenizerBase
@@ -70,29 +115,56 @@ class Encoder:
         return np.asarray(vectors, dtype=np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
-        """One question's vector. With the "onnx" backend, the same model run by ONNX Runtime:
-        the same vector (checked when it is built) in less than half the time of a torch
-        forward pass for one short text, where per-operator overhead dominates."""
+        """One question's vector (ONNX Runtime with the "onnx" backend, else torch)."""
         query_model = self._onnx_query_model() if self.query_backend == "onnx" else None
         if query_model is None:
             return self.encode([text])[0]
         return query_model.encode(text)
 
+    def encode_questions(self, texts: list[str]) -> np.ndarray:
+        """Some short texts (at least one), one by one on the question path: for a server's
+        citation checks and question groups, so that it need not load the torch model."""
+        return np.stack([self.encode_query(text) for text in texts])
+
     def _onnx_query_model(self) -> OnnxQueryModel | None:
-        with self._query_model_lock:
-            if self._query_model is None:
+        with self._lock:
+            if self._query_model is None and self.query_backend == "onnx":
                 try:
-                    self._query_model = OnnxQueryModel.export(self)
-                except _NotExportable as exc:
+                    self._query_model = self._load_query_model()
+                except NotExportable as exc:
                     log.warning("questions are embedded with torch: %s", exc)
                     self.query_backend = "torch"
             return self._query_model
+
+    def _load_query_model(self) -> OnnxQueryModel:
+        threads = self._threads or len(os.sched_getaffinity(0))
+        folder = self._query_model_dir
+        if folder is not None:
+            try:
+                return OnnxQueryModel.load(folder, self.model_name, threads)
+            except NotExportable as exc:
+                log.info("exporting the question path again: %s", exc)
+        with tempfile.TemporaryDirectory(prefix="qa-query-model-") as scratch:
+            if folder is None or not _writable(folder.parent):
+                folder = Path(scratch) / "query-model"  # ONNX Runtime keeps what it read
+            if self._torch_model is not None:
+                export_query_model(self._torch_model, self.model_name, folder)
+                _return_freed_memory()  # the exporter's temporary graph: ~250 MB freed but kept
+            else:
+                export_in_child(self.model_name, folder)
+            return OnnxQueryModel.load(folder, self.model_name, threads)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.tokenize(text))
 
 
-def _load(model: str) -> SentenceTransformer:
+def _writable(folder: Path) -> bool:
+    """Whether `folder` exists and can be written: the index's cache folder, made by its first
+    ingest (a server started before any index creates nothing there)."""
+    return folder.is_dir() and os.access(folder, os.W_OK)
+
+
+def load_sentence_transformer(model: str) -> SentenceTransformer:
     # Weights come from a local path or the packaged model; never reach for a hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -110,99 +182,6 @@ def _load(model: str) -> SentenceTransformer:
             "Give a local sentence-transformers model directory or the default "
             f"{DEFAULT_MODEL!r}."
         ) from exc
-
-
-class _NotExportable(Exception):
-    """The model cannot be run by ONNX Runtime with the same result."""
-
-
-class OnnxQueryModel:
-    """The encoder's transformer exported to ONNX (at first use) and run by ONNX
-    Runtime, with the model's own pooling and normalisation done in numpy. For questions:
-    batches at ingest stay on torch, where the per-operator overhead is amortised."""
-
-    INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-    # Texts whose torch and ONNX vectors are compared before the ONNX path is used.
-    PROBES = ("who argues against means-testing?", "A longer question, with punctuation & numbers: 22 per cent?")
-
-    def __init__(self, session, tokenizer, pooling: str, max_length: int) -> None:
-        self._session = session
-        self._tokenizer = tokenizer
-        self._pooling = pooling
-        self._max_length = max_length
-        self._inputs = [i.name for i in session.get_inputs()]
-
-    @classmethod
-    def export(cls, encoder: Encoder) -> OnnxQueryModel:
-        modules = list(encoder._model)
-        transformer, pooling = modules[0], modules[1] if len(modules) > 1 else None
-        pooling_mode = getattr(pooling, "pooling_mode", None)
-        if pooling_mode not in ("mean", "cls") or not hasattr(transformer, "auto_model"):
-            raise _NotExportable(f"model layout {[type(m).__name__ for m in modules]} is not "
-                                 "a transformer with mean or CLS pooling")
-        model = transformer.auto_model.eval()
-        tokenizer = encoder.tokenizer
-        sample = tokenizer([cls.PROBES[0]], return_tensors="pt")
-        names = [n for n in cls.INPUTS if n in sample]
-
-        # Exported to a temporary file that ONNX Runtime loads and maps: an in-memory buffer
-        # left two extra copies of the weights in the process.
-        with tempfile.TemporaryDirectory(prefix="qa-onnx-") as folder:
-            path = Path(folder) / "model.onnx"
-            session = cls._export(model, names, sample, path)
-        _return_freed_memory()  # the exporter's temporary graph: ~250 MB freed but kept by malloc
-        query_model = cls(session, tokenizer, pooling_mode, encoder.max_tokens + 2)
-        for probe in cls.PROBES:
-            difference = float(np.abs(query_model.encode(probe) - encoder.encode([probe])[0]).max())
-            if difference > 1e-4:
-                raise _NotExportable(f"ONNX and torch vectors differ by {difference:.2g}")
-        return query_model
-
-    @staticmethod
-    def _export(model, names: list[str], sample, path: Path):
-        import onnxruntime
-        import torch
-
-        class LastHiddenState(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model  # a submodule, so its weights export as weights
-
-            def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-                return self.model(**dict(zip(names, tensors))).last_hidden_state
-
-        try:
-            # The tracer warns about Python control flow on shapes; the probes below check
-            # the result instead.
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    LastHiddenState(), tuple(sample[n] for n in names), str(path), input_names=names,
-                    output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-                    dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
-                )
-        except Exception as exc:  # exporters raise many types; the fallback is the same
-            raise _NotExportable(f"ONNX export failed: {exc}") from exc
-        options = onnxruntime.SessionOptions()
-        # As many threads as torch was given (qa-serve: QA_QUERY_THREADS, default 1).
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.enable_cpu_mem_arena = False
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def encode(self, text: str) -> np.ndarray:
-        features = self._tokenizer(
-            [text], return_tensors="np", truncation=True, max_length=self._max_length
-        )
-        feed = {name: features[name].astype(np.int64) for name in self._inputs}
-        hidden = self._session.run(None, feed)[0][0]
-        if self._pooling == "cls":
-            vector = hidden[0]
-        else:
-            mask = features["attention_mask"][0].astype(np.float32)[:, None]
-            vector = (hidden * mask).sum(axis=0) / max(float(mask.sum()), 1e-9)
-        return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
 def _return_freed_memory() -> None:

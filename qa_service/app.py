@@ -97,10 +97,8 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = encoder or await run_in_threadpool(
-            Encoder, settings.model, settings.embed_batch_size, settings.query_backend
-        )
-        # Builds the question path (ONNX export and its check) now, not in the first request.
+        model = encoder or Encoder.for_settings(settings, threads=settings.query_threads)
+        # Builds the question path (read or exported, and checked) now, not in the first request.
         await run_in_threadpool(model.encode_query, "warm-up")
         metrics = Metrics()
         holder = IndexHolder(

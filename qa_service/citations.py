@@ -222,7 +222,7 @@ class CitationChecker:
         candidates = [sentence for passage in cited for sentence in evidence_sentences(passage)]
         if not candidates:
             return None, "the cited passages are empty"
-        vectors = self._encoder.encode([claim, *candidates])
+        vectors = self._encoder.encode_questions([claim, *candidates])
         similarities = vectors[1:] @ vectors[0]
         order = np.argsort(-similarities, kind="stable")
         closest = round(float(similarities[order[0]]), 4)

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         settings = ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})
         # One thread per question for torch, FAISS and ONNX Runtime (QA_QUERY_THREADS; the
-        # question path takes torch's count when it is built). Their pools
+        # encoder is given the same count in create_app). Their pools
         # otherwise spin a thread on every core for each question while other requests (and,
         # on a small machine, other processes) want the same cores: on 2 shared cores a
         # question's embedding took 163 ms median with 2 threads and 23 ms with 1, a flat
@@ -79,7 +79,7 @@ def mcp_main(argv: list[str] | None = None) -> int:
         settings = ServiceSettings(**({"index_dir": args.index} if args.index else {}))
         set_query_threads(settings.query_threads)
         with contextlib.redirect_stdout(sys.stderr):
-            encoder = Encoder(settings.model, settings.embed_batch_size, settings.query_backend)
+            encoder = Encoder.for_settings(settings, threads=settings.query_threads)
             encoder.encode_query("warm-up")
             holder = IndexHolder(settings, encoder)
             holder.refresh()

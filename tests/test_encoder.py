@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from index.encoder import Encoder
+from index.query_model import META_FILE, NotExportable, OnnxQueryModel, export
 from tests.conftest import REPO
 
 SAMPLE_QUESTIONS = REPO.parent / "shared" / "eval" / "questions.jsonl"
@@ -35,3 +41,56 @@ def test_torch_backend_is_a_setting(encoder: Encoder) -> None:
     question = "who argues against means-testing?"
     np.testing.assert_allclose(torch_encoder.encode_query(question), encoder.encode([question])[0], atol=1e-6)
     assert torch_encoder.query_backend == "torch" and torch_encoder._query_model is None
+
+
+def test_the_question_path_is_kept_and_read_back_without_torch(tmp_path: Path, encoder: Encoder) -> None:
+    folder = tmp_path / "index" / "cache" / "query-model"
+    folder.parent.mkdir(parents=True)  # an ingest made the index's cache folder
+    question = "Which countries have co-operatives running hospitals?"
+    # A new process exports the question path into the folder (through a child: it has not
+    # loaded torch), answers with it, and never imports torch itself.
+    script = (
+        "import sys, json; from pathlib import Path; from index.encoder import Encoder; "
+        f"e = Encoder(query_model_dir=Path({str(folder)!r}), threads=1); "
+        f"v = e.encode_query({question!r}); "
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'vector': v.tolist()}))"
+    )
+    for run in ("exports", "reads back"):
+        done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300, check=True)
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        assert answer["torch"] is False, run
+        np.testing.assert_allclose(answer["vector"], encoder.encode([question])[0], atol=1e-4)
+        if run == "exports":
+            exported_at = (folder / "model.onnx").stat().st_mtime_ns
+    assert (folder / "model.onnx").stat().st_mtime_ns == exported_at  # read, not exported again
+
+
+@pytest.mark.parametrize("damage", ["another model", "other vectors"])
+def test_a_question_path_that_does_not_check_out_is_exported_again(
+    tmp_path: Path, encoder: Encoder, damage: str
+) -> None:
+    folder = tmp_path / "query-model"
+    export(encoder._model, encoder.model_name, folder)
+    meta = json.loads((folder / META_FILE).read_text())
+    if damage == "another model":
+        meta["model"] = "someone/else"
+    else:
+        first = next(iter(meta["probes"]))
+        meta["probes"][first] = [v + 0.01 for v in meta["probes"][first]]
+    (folder / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(NotExportable):
+        OnnxQueryModel.load(folder, encoder.model_name, threads=1)
+    fresh = Encoder(encoder.model_name, query_model_dir=folder, threads=1)
+    question = "who argues against means-testing?"
+    np.testing.assert_allclose(fresh.encode_query(question), encoder.encode([question])[0], atol=1e-4)
+    assert fresh.query_backend == "onnx"
+    assert json.loads((folder / META_FILE).read_text())["model"] == encoder.model_name
+
+
+def test_a_server_started_before_any_index_writes_nothing_there(tmp_path: Path, encoder: Encoder) -> None:
+    index = tmp_path / "index"
+    fresh = Encoder(encoder.model_name, query_model_dir=index / "cache" / "query-model", threads=1)
+    question = "What is the Right to Provide scheme?"
+    np.testing.assert_allclose(fresh.encode_query(question), encoder.encode([question])[0], atol=1e-4)
+    assert not index.exists()

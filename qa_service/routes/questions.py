@@ -42,7 +42,7 @@ def questions_router() -> APIRouter:
     ) -> InsightsOut:
         """The most asked questions, the unanswered ones (nothing found, or marked not helpful)
         grouped by similarity, and questions and unanswered ones per day."""
-        found = _log(service).insights(days, service.encoder.encode)
+        found = _log(service).insights(days, service.encoder.encode_questions)
         return InsightsOut.model_validate(asdict(found))
 
     return router
