@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from index.conversation import (
 from index.encoder import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
 from index.highlight import best_sentence
-from index.lexical import analyse
+from index.lexical import RowScores, analyse
 from index.people import PersonNames
 from index.records import COMMENT, SECTIONS, Answer, Confidence, Filters, Passage, SearchResult
 from index.row_groups import RowBonus, RowGroups, intersect
@@ -65,6 +66,7 @@ CONTEXT_TERMS_WEIGHT = 0.25
 ARTICLE_BONUS = 0.3
 
 QUERY_VECTORS = 1024  # question vectors a searcher keeps (1.5 KB each)
+LEXICAL_THREADS = 2  # BM25 jobs of concurrent questions run at once (QA_PARALLEL_LEXICAL)
 
 # Words with which a reader asks about the comments under an article rather than the article.
 _COMMENT_CUE = re.compile(
@@ -97,6 +99,12 @@ class Searcher:
         # A follow-up searches its conversation's earlier questions again, and readers repeat
         # popular questions: their vectors are kept (the model is the version's, so per searcher).
         self._query_vector = functools.lru_cache(maxsize=QUERY_VECTORS)(encoder.encode_query)
+        # A question's BM25 runs here while its vector is computed (`_rank`); the threads end
+        # when the searcher is dropped for a new version.
+        self._lexical_pool = (
+            ThreadPoolExecutor(max_workers=LEXICAL_THREADS, thread_name_prefix="bm25")
+            if settings.parallel_lexical else None
+        )
         index.dense.set_search_params(settings.ivf_nprobe, settings.hnsw_ef_search)
         # Rows grouped by article, speaker and section, once per version, so that filters,
         # a follow-up's articles and bonuses are row sets, not passes over every row. The
@@ -202,10 +210,9 @@ class Searcher:
             raise InvalidQueryError(f"depth must be at least 1, got {depth}")
         mode = mode or self.settings.search_mode
         allowed = self._allowed(filters or Filters())
-        query_vector = self._query_vector(question)
         candidates = max(depth, self.settings.candidates)
         bonus = self._question_bonus(question)
-        ranked = self._rank(question, query_vector, allowed, mode, bonus, candidates=candidates)
+        ranked = self._rank(question, allowed, mode, bonus, candidates=candidates)
         return ranked[:depth]
 
     def _resolve(
@@ -252,13 +259,13 @@ class Searcher:
         """One question's passages and confidence; a follow-up (a back-reference with a
         context) is searched within the context's articles, and as a fresh question only
         when they have nothing for it."""
-        query_vector = self._query_vector(question)
         reference = refers_back(question) if context is not None else None
         if context is not None and reference is not None:
-            turn = self._search_followup(question, query_vector, context, reference, allowed, mode, top_k)
+            turn = self._search_followup(question, context, reference, allowed, mode, top_k)
             if turn.confidence != "none":
                 return turn
-        ranked = self._rank(question, query_vector, allowed, mode, self._question_bonus(question))
+        ranked = self._rank(question, allowed, mode, self._question_bonus(question))
+        query_vector = self._query_vector(question)  # computed by _rank, kept by the cache
         chosen = self._cap_per_article(ranked, top_k)
         rows = [row for row, _ in chosen]
         closest = float(np.max(self.index.vectors[rows] @ query_vector)) if rows else 0.0
@@ -268,7 +275,6 @@ class Searcher:
     def _search_followup(
         self,
         question: str,
-        query_vector: np.ndarray,
         context: ConversationContext,
         reference: Reference,
         allowed: np.ndarray | None,
@@ -290,7 +296,8 @@ class Searcher:
             self._question_bonus(question),
         )
         also = (context.question, CONTEXT_TERMS_WEIGHT)
-        ranked = self._rank(question, query_vector, scope, mode, bonus, also_lexical=also)
+        ranked = self._rank(question, scope, mode, bonus, also_lexical=also)
+        query_vector = self._query_vector(question)
         chosen = ranked[:top_k]
         rows = [row for row, _ in chosen]
         if not rows:
@@ -406,7 +413,6 @@ class Searcher:
     def _rank(
         self,
         question: str,
-        query_vector: np.ndarray,
         allowed: np.ndarray | None,
         mode: SearchMode,
         bonus: RowBonus | None = None,
@@ -424,25 +430,30 @@ class Searcher:
         times the weight, to the question's."""
         n = candidates or self.settings.candidates
         favoured = None if bonus is None else intersect(bonus.rows, allowed)
+        # BM25 needs no vector: it runs on another thread while the question is embedded.
+        lexical_job = None
+        if mode in ("hybrid", "lexical") and self._lexical_pool is not None:
+            lexical_job = self._lexical_pool.submit(self._lexical, question, allowed, favoured, n, also_lexical)
         candidates = []
         if mode in ("hybrid", "dense"):
+            query_vector = self._query_vector(question)
             candidates.append(self.index.dense.search(query_vector, n, allowed)[0])
             if favoured is not None:
                 candidates.append(self.index.dense.search(query_vector, n, favoured)[0])
         lexical = None
         if mode in ("hybrid", "lexical"):
-            query = self.index.lexical.query(question, also=also_lexical)
-            lexical = self.index.lexical.score(query, allowed)
-            candidates.append(lexical.top(n))
-            if favoured is not None:
-                candidates.append(lexical.top(n, among=favoured))
+            if lexical_job is not None:
+                lexical, lexical_candidates = lexical_job.result()
+            else:
+                lexical, lexical_candidates = self._lexical(question, allowed, favoured, n, also_lexical)
+            candidates += lexical_candidates
         rows = np.unique(np.concatenate(candidates)).astype(np.int64)
         if len(rows) == 0:
             return []
         weight = {"dense": 1.0, "lexical": 0.0}.get(mode, self.settings.dense_weight)
         scores = np.zeros(len(rows), dtype=np.float32)
         if weight > 0:
-            dense = self.index.vectors[rows] @ query_vector
+            dense = self.index.vectors[rows] @ self._query_vector(question)
             span = float(dense.max() - dense.min())
             scores += weight * ((dense - dense.min()) / span if span > 0 else np.ones_like(dense))
         if weight < 1 and lexical is not None:
@@ -454,6 +465,19 @@ class Searcher:
             scores = (scores + bonus.at(rows)) / (1.0 + bonus.largest)
         order = np.argsort(-scores, kind="stable")
         return [(int(rows[i]), float(scores[i])) for i in order]
+
+    def _lexical(
+        self,
+        question: str,
+        allowed: np.ndarray | None,
+        favoured: np.ndarray | None,
+        n: int,
+        also: tuple[str, float] | None,
+    ) -> tuple[RowScores, list[np.ndarray]]:
+        """The question's BM25 scores and its top `n` rows (and the favoured rows' own)."""
+        scores = self.index.lexical.score(self.index.lexical.query(question, also=also), allowed)
+        top = [scores.top(n)] + ([scores.top(n, among=favoured)] if favoured is not None else [])
+        return scores, top
 
     def _cap_per_article(
         self, ranked: list[tuple[int, float]], top_k: int

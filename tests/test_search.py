@@ -171,3 +171,24 @@ def test_question_about_readers_favours_their_comments(searcher: Searcher) -> No
     # more of the comments, the article's more of the body.
     assert comments_in_top_3("What do readers say about social care funding?") >= 2
     assert comments_in_top_3("What does the article say about social care funding?") <= 1
+
+
+def test_bm25_beside_the_embedding_gives_the_same_answers(
+    searcher: Searcher, sample_index: Path, encoder: Encoder
+) -> None:
+    inline = Searcher(load_index(sample_index), encoder, Settings(index_dir=sample_index, parallel_lexical=False))
+    asked = [
+        ("who argues against means-testing?", None, None, None),
+        ("Which reader thinks care homes show that privatisation has failed?", None, None, None),
+        ("What is missing from the NHS Long Term Plan?", Filters(sections=["body"]), None, None),
+        ("Does he trust councils with the money?", None, ["Who compares healthcare to having a kitchen replaced?"], None),
+        ("Which countries have co-operatives running hospitals?", None, None, "lexical"),
+    ]
+    for question, filters, history, mode in asked:
+        got = searcher.search(question, filters=filters, history=history, mode=mode)
+        expected = inline.search(question, filters=filters, history=history, mode=mode)
+        assert [(p.chunk.id, p.score) for p in got.passages] == [(p.chunk.id, p.score) for p in expected.passages]
+        assert got.confidence == expected.confidence
+    assert searcher.rank("co-operatives running hospitals", depth=20) == inline.rank(
+        "co-operatives running hospitals", depth=20
+    )
