@@ -143,7 +143,7 @@ class Encoder:
             try:
                 return OnnxQueryModel.load(folder, self.model_name, threads)
             except NotExportable as exc:
-                log.info("exporting the question path again: %s", exc)
+                log.info("%s: exporting it (once; a child process loads torch for that)", exc)
         with tempfile.TemporaryDirectory(prefix="qa-query-model-") as scratch:
             if folder is None or not _writable(folder.parent):
                 folder = Path(scratch) / "query-model"  # ONNX Runtime keeps what it read

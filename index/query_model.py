@@ -57,8 +57,10 @@ class OnnxQueryModel:
         vectors; NotExportable when it is missing, for another model, or gives other vectors."""
         try:
             meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise NotExportable(f"{folder} holds no exported question path yet") from exc
         except (OSError, ValueError) as exc:
-            raise NotExportable(f"no exported question path in {folder} ({exc})") from exc
+            raise NotExportable(f"{folder} holds an unreadable question path ({exc})") from exc
         if meta.get("model") != model_name:
             raise NotExportable(f"{folder} holds the question path of {meta.get('model')!r}, not {model_name!r}")
         import onnxruntime
