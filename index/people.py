@@ -29,7 +29,7 @@ class PersonNames:
                 continue  # a lone handle ("Admin", "Jo") is no name to look for in prose
             self._by_words[" ".join(words)].add(name)
             self._by_words[words[-1]].add(name)
-        self.longest = max((len(key.split()) for key in self._by_words), default=0)
+        self._longest = max((len(key.split()) for key in self._by_words), default=0)
 
     def mentioned(self, text: str) -> list[str]:
         """The people `text` names, in order of first mention; a surname that several people
@@ -40,7 +40,7 @@ class PersonNames:
             position = 0
             while position < len(words):
                 # The longest known name starting here: "Michael Dixon" before "Dixon".
-                for size in range(min(self.longest, len(words) - position), 0, -1):
+                for size in range(min(self._longest, len(words) - position), 0, -1):
                     people = self._by_words.get(" ".join(words[position : position + size]))
                     if people:
                         found.update(dict.fromkeys(sorted(people)))
