@@ -14,7 +14,6 @@ vectors before it answers with it. Importing sentence-transformers alone costs a
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -154,10 +153,11 @@ def export(model: SentenceTransformer, model_name: str, folder: Path) -> None:
 
 
 def export_in_child(model_name: str, folder: Path) -> None:
-    """`export` run by a child process, so that torch never enters this one."""
+    """`export` run by a child process, so that torch never enters this one (the child loads
+    the model as `load_sentence_transformer` does: offline)."""
     done = subprocess.run(
         [sys.executable, "-m", "index.query_model", model_name, str(folder)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600,
     )
     if done.returncode != 0:
         raise NotExportable(f"exporting the question path failed: {done.stderr.strip()[-500:]}")

@@ -97,7 +97,8 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = encoder or Encoder.for_settings(settings, threads=settings.query_threads)
+        # Off the event loop: with QA_QUERY_BACKEND=torch the constructor loads the model.
+        model = encoder or await run_in_threadpool(Encoder.for_settings, settings, settings.query_threads)
         # Builds the question path (read or exported, and checked) now, not in the first request.
         await run_in_threadpool(model.encode_query, "warm-up")
         metrics = Metrics()
