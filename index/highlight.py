@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from index.lexical import analyse
 from index.records import Highlight
@@ -29,18 +29,24 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return trimmed
 
 
-def best_sentence(text: str, term_weights: Mapping[str, float]) -> Highlight:
+def best_sentence(
+    text: str, term_weights: Mapping[str, float], can_answer: Callable[[str], bool] | None = None
+) -> Highlight:
     """The sentence with the densest overlap with the question's analysed terms, each counted
     by its weight (BM25's idf: a rare word like "defence" says more than "health"), over the
-    square root of the sentence's length in terms. The first one wins ties."""
+    square root of the sentence's length in terms. The first one wins ties. With `can_answer`
+    (the question's answer type, `index/answer_type.py`), a sentence that shares a term with
+    the question and can answer it comes before one that cannot."""
     spans = sentence_spans(text) or [(0, len(text))]
     if not term_weights:
         return Highlight(*spans[0])
-    best, best_score = spans[0], -1.0
+    sentences = [text[start:end] for start, end in spans]
+    best, best_key = spans[0], (False, -1.0)
     # One analyse call for all sentences: its per-call cost is most of a sentence's.
-    for span, terms in zip(spans, analyse([text[start:end] for start, end in spans])):
+    for span, sentence, terms in zip(spans, sentences, analyse(sentences)):
         matched = sum(term_weights[term] for term in set(terms) if term in term_weights)
         score = matched / (len(terms) ** 0.5) if terms else 0.0
-        if score > best_score:
-            best, best_score = span, score
+        key = (matched > 0 and can_answer is not None and can_answer(sentence), score)
+        if key > best_key:
+            best, best_key = span, key
     return Highlight(*best)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.answer_type import answer_filter
 from index.conversation import (
     HISTORY_TURNS_USED,
     ConversationContext,
@@ -166,10 +167,12 @@ class Searcher:
         turn = self._search_turn(question, context, allowed, mode, top_k)
 
         passages: list[Passage] = []
-        if turn.confidence != "none":
+        confidence = turn.confidence
+        if confidence != "none":
             rows = [row for row, _ in turn.chosen]
             dense_scores = self.index.vectors[rows] @ turn.query_vector
             weights = self._term_weights(question)
+            can_answer = answer_filter(question)
             for rank, ((row, score), dense) in enumerate(zip(turn.chosen, dense_scores), start=1):
                 chunk = self.index.chunks[row]
                 passages.append(
@@ -179,14 +182,18 @@ class Searcher:
                         dense_score=round(float(dense), 4),
                         chunk=chunk,
                         article=self.index.articles[chunk.article_id],
-                        highlight=best_sentence(chunk.text, weights),
+                        highlight=best_sentence(chunk.text, weights, can_answer),
                     )
                 )
-        answer = _answer(passages) if turn.confidence == "high" else None
+            # "How many nurses..." is not answered by a sentence without a number, however
+            # close its passage: the short answer is withheld, the passages stay.
+            if confidence == "high" and can_answer is not None and not can_answer(_answer(passages).text):
+                confidence = "low"
+        answer = _answer(passages) if confidence == "high" else None
         return SearchResult(
             question=question,
             passages=passages,
-            confidence=turn.confidence,
+            confidence=confidence,
             answer=answer,
             index_version=self.version,
             took_ms=round((time.perf_counter() - started) * 1000, 2),
