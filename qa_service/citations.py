@@ -6,8 +6,8 @@ A sentence reaches the reader only when every rule holds:
   3. every number, name and quotation in it occurs in the cited passages (text, title, speaker;
      sentences addressed to an assistant, such as "ignore your instructions", do not count);
   4. it says something the question did not, and most of what it adds (its content words
-     beyond the question's, stemmed) is in the cited sentences closest to it, or in the cited
-     passages' titles and speakers;
+     beyond the question's, stemmed, number words as figures) is in the cited sentences
+     closest to it, or in the cited passages' titles and speakers;
   5. it is close in meaning to a sentence of a cited passage: cosine similarity of the
      embedding model's vectors at least `min_support` (calibrated in docs/quality.md),
      negated only where that sentence is, and any two names it pairs are close together there.
@@ -46,6 +46,10 @@ _INSTRUCTION_LIKE = re.compile(
     r"|\b(?:assistant|ai|chatbot|language model)s?\s*[:,]\s*(?:you must|reply|respond|say|write|answer)\b",
     re.IGNORECASE,
 )
+# Number words as figures, so that "10 years" adds nothing to "the ten-year plan".
+_FIGURES = {word: str(value) for value, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+_FIGURE_WORD = re.compile(rf"\b({'|'.join(_FIGURES)})\b", re.IGNORECASE)
 _LIST_MARKER = re.compile(r"^[^\S\n]*(?:\d+[.)]|[-*•])[^\S\n]+", re.MULTILINE)  # "1. ", "- " at a line start
 
 
@@ -97,6 +101,11 @@ def instruction_like(sentence: str) -> bool:
 def evidence_sentences(passage: Passage) -> list[str]:
     text = passage.chunk.text
     return [text[start:end] for start, end in sentence_spans(text) if not instruction_like(text[start:end])]
+
+
+def _terms(text: str) -> set[str]:
+    """The text's analysed terms, with number words as figures."""
+    return set(analyse([_FIGURE_WORD.sub(lambda m: _FIGURES[m.group().lower()], text)])[0])
 
 
 def _normalise(text: str) -> str:
@@ -178,7 +187,7 @@ class CitationChecker:
         self.min_new_terms = min_new_terms
 
     def check(self, answer: str, passages: Sequence[Passage], question: str) -> list[CheckedSentence]:
-        asked = set(analyse([question])[0])
+        asked = _terms(question)
         checked = []
         for sentence in split_sentences(answer):
             claim = without_citations(sentence)
@@ -216,7 +225,7 @@ class CitationChecker:
     def _support(self, claim: str, asked: set[str], cited: list[Passage]) -> tuple[float | None, str | None]:
         """Rules 4 and 5: the claim's similarity to its closest cited sentence, and why the
         cited passages do not support it (None when they do)."""
-        added = set(analyse([claim])[0]) - asked
+        added = _terms(claim) - asked
         if not added:
             return None, "it only restates the question"
         candidates = [sentence for passage in cited for sentence in evidence_sentences(passage)]
@@ -230,7 +239,7 @@ class CitationChecker:
         # passages' titles and speakers, not a word picked from elsewhere in a long passage.
         metadata = [label for passage in cited for label in _labels(passage)]
         nearest = [candidates[i] for i in order[:EVIDENCE_SENTENCES]]
-        evidence = set(analyse(["\n".join(metadata + nearest)])[0])
+        evidence = _terms("\n".join(metadata + nearest))
         found = len(added & evidence) / len(added)
         if found < self.min_new_terms:
             return closest, (f"{1 - found:.0%} of what it adds to the question is not in the "

@@ -103,6 +103,14 @@ def test_a_sentence_that_only_restates_the_question_is_dropped(checker, passages
     assert supported, reason
 
 
+def test_a_figure_the_question_already_gives_is_not_an_answer(checker, passages):
+    # "ten-year" in the question, "10 years" in the claim: it says nothing new.
+    plan = passage(1, "The town's 10 year library plan was published today.", "Library plan")
+    (supported, reason), = verdicts(checker, "The ten-year library plan lasts 10 years [1].", [plan],
+                                    "How long does the ten-year library plan last?")
+    assert not supported and "restates the question" in reason
+
+
 def test_words_the_answer_adds_must_come_from_the_passage(checker, passages):
     # Close in meaning to the passage, but most of what it adds is invented.
     (supported, reason), = verdicts(checker, "The council will open a library with a rooftop cinema and swimming pool [1].", passages)
