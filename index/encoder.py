@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.errors import ModelLoadError
-from index.query_model import NotExportable, OnnxQueryModel, export_in_child
+from index.query_model import IN_INDEX, NotExportable, OnnxQueryModel, export_in_child
 from index.query_model import export as export_query_model
 from index.settings import DEFAULT_MODEL, QueryBackend, Settings
 
@@ -73,7 +73,7 @@ class Encoder:
         """The encoder `settings` ask for, its question path kept in the index's cache folder
         (beside the vector cache)."""
         return cls(settings.model, settings.embed_batch_size, settings.query_backend,
-                   settings.index_dir / "cache" / "query-model", threads)
+                   settings.index_dir / IN_INDEX, threads)
 
     @property
     def _model(self) -> SentenceTransformer:
@@ -125,6 +125,17 @@ class Encoder:
         """Some short texts (at least one), one by one on the question path: for a server's
         citation checks and question groups, so that it need not load the torch model."""
         return np.stack([self.encode_query(text) for text in texts])
+
+    def load_model(self) -> None:
+        """Load the torch model now (it is loaded at its first use otherwise)."""
+        self._load_torch_model()
+
+    def prepare_question_path(self) -> bool:
+        """Have the ONNX question path ready now, exported into `query_model_dir` if that holds
+        none. `qa-ingest` calls it, so that a server of a read-only copy of the index (a
+        replica, a shipped index) finds it there instead of exporting its own at every start.
+        False when questions will be embedded with torch."""
+        return self._onnx_query_model() is not None
 
     def _onnx_query_model(self) -> OnnxQueryModel | None:
         with self._lock:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 MODEL_FILE, TOKENIZER_FILE, META_FILE = "model.onnx", "tokenizer.json", "query-model.json"
+IN_INDEX = Path("cache") / "query-model"  # where an index folder keeps its question path
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Texts whose torch vectors are kept with the export, and compared with ONNX Runtime's.
 PROBES = ("who argues against means-testing?", "A longer question, with punctuation & numbers: 22 per cent?")

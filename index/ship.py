@@ -5,7 +5,9 @@ filesystem), in the order that keeps every reader consistent:
    one already there is the same), each under a temporary name, then renamed;
 2. copy the version directory the same way;
 3. load and verify it there (every checksum, every count), as a replica would;
-4. only then move the destination's CURRENT, atomically.
+4. only then move the destination's CURRENT, atomically;
+5. copy the question path the source's ingest exported (`cache/query-model`), when the
+   destination has none, so that its servers need not export it (and load torch) to start.
 
 A reader of the destination sees the old version or the complete new one, never a part; a
 copy killed at any step leaves CURRENT where it was, and the next run picks up from there.
@@ -24,6 +26,7 @@ from pathlib import Path
 from index import store
 from index.cli import run_cli
 from index.errors import IndexNotFoundError, QAError
+from index.query_model import IN_INDEX
 from index.segment import SEGMENTS, TMP_PREFIX, fsync_dir, fsync_file
 
 
@@ -66,6 +69,9 @@ def ship_version(source: Path, dest: Path, version: str | None = None, keep_vers
             raise
         store.point_current(dest, version)
         store.prune(dest, keep_versions)
+        question_path = source / IN_INDEX
+        if question_path.is_dir() and not (dest / IN_INDEX).exists():
+            size += _copy_dir(question_path, dest / IN_INDEX.parent, IN_INDEX.name)
     return ShipReport(version, copied, present, size)
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from index.cli import run_cli
+from index.encoder import Encoder
 from index.errors import IngestError
 from index.settings import Settings
 from ingest.pipeline import IngestReport, run_ingest, run_update
@@ -72,18 +73,30 @@ def main(argv: list[str] | None = None) -> int:
             raise IngestError("give one articles folder, or article files and --remove ids, not both")
         if args.engine == "local" and (args.ray_address or args.release_encoders):
             raise IngestError(f"{'--ray-address' if args.ray_address else '--release-encoders'} needs --engine ray")
+        # The index's own encoder: its question path is exported into the index (below).
+        encoder = Encoder.for_settings(settings)
         if folders:
-            report = run_ingest(folders[0], settings, progress=progress, optimize=args.optimize, ray=_ray_options(args))
+            report = run_ingest(folders[0], settings, encoder, progress=progress, optimize=args.optimize,
+                                ray=_ray_options(args))
         elif args.engine == "ray":
             raise IngestError("--engine ray is for folder runs; an update naming its files runs here")
         elif args.articles or args.remove:
-            report = run_update(args.articles, settings, remove=args.remove, progress=progress, optimize=args.optimize)
+            report = run_update(args.articles, settings, encoder, remove=args.remove, progress=progress,
+                                optimize=args.optimize)
         else:
             raise IngestError("give an articles folder, article files, or --remove ID")
+        _prepare_question_path(report, encoder, settings)
         print(json.dumps(report.to_json()) if args.json else _summary(report))
         return 0
 
     return run_cli("qa-ingest", body)
+
+
+def _prepare_question_path(report: IngestReport, encoder: Encoder, settings: Settings) -> None:
+    """After a publish, the ONNX question path into the index's cache folder (once per model),
+    so that servers of a read-only copy of the index find it there."""
+    if report.published and settings.query_backend == "onnx":
+        encoder.prepare_question_path()
 
 
 def _sync_parser() -> argparse.ArgumentParser:
@@ -123,7 +136,9 @@ def sync_main(argv: list[str] | None = None) -> int:
         print(json.dumps(report.to_json()) if args.json else _sync_summary(report))
         if args.ingest:
             settings = Settings(**({"index_dir": args.index} if args.index else {}))
-            ingested = run_ingest(args.articles, settings, progress=False if args.quiet or args.json else None)
+            encoder = Encoder.for_settings(settings)
+            ingested = run_ingest(args.articles, settings, encoder, progress=False if args.quiet or args.json else None)
+            _prepare_question_path(ingested, encoder, settings)
             print(json.dumps({"ingest": ingested.to_json()}) if args.json else _summary(ingested))
         return 1 if report.sources_failed else 0
 

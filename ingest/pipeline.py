@@ -222,9 +222,9 @@ def _ingest(
             new = sorted((a for a in loaded.articles if a.id in fresh), key=lambda a: a.id)
             added = None
             if new:
-                if encoder is None:
-                    with _timed(timings, "model"):
-                        encoder = Encoder(settings.model, settings.embed_batch_size)
+                encoder = encoder or Encoder(settings.model, settings.embed_batch_size)
+                with _timed(timings, "model"):
+                    encoder.load_model()  # loaded at first use otherwise: timed on its own here
                 if encoder.model_name != settings.model:
                     raise IngestError(f"encoder is {encoder.model_name!r} but settings say {settings.model!r}")
                 _check_chunk_size(settings, encoder)

@@ -13,6 +13,7 @@ import pytest
 
 from index.encoder import Encoder
 from index.errors import IndexCorruptError
+from index.query_model import IN_INDEX, META_FILE
 from index.segment import SEGMENTS
 from index.settings import Settings
 from index.ship import ship_version
@@ -62,3 +63,22 @@ def test_qa_ship_reports_what_it_did_and_refuses_a_missing_index(tmp_path: Path,
     missing = subprocess.run([qa_ship, str(tmp_path / "nothing"), str(tmp_path / "dest2")], capture_output=True,
                              text=True, timeout=120, check=False)
     assert missing.returncode == 1 and "no index at" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_the_question_path_qa_ingest_exports_travels_with_the_index(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    articles, source, dest = tmp_path / "articles", tmp_path / "source", tmp_path / "dest"
+    articles.mkdir()
+    (articles / "clinic.txt").write_text(CLINIC, encoding="utf-8")
+    qa_ingest = str(Path(sys.executable).parent / "qa-ingest")
+    subprocess.run([qa_ingest, str(articles), "--index", str(source), "--quiet"], check=True,
+                   capture_output=True, timeout=300)
+    assert (source / IN_INDEX / META_FILE).is_file()
+
+    ship_version(source, dest)
+    assert (dest / IN_INDEX / META_FILE).read_bytes() == (source / IN_INDEX / META_FILE).read_bytes()
+    # A server of the copy reads it as it is: no export, so no torch, at its start.
+    caplog.set_level("INFO", logger="index.encoder")
+    assert Encoder.for_settings(Settings(index_dir=dest), threads=1).prepare_question_path()
+    assert "export" not in caplog.text
