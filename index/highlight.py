@@ -8,8 +8,10 @@ from collections.abc import Callable, Mapping
 from index.lexical import analyse
 from index.records import Highlight
 
+# A full stop after a title ("Dr. Jane Roe") ends no sentence. Each lookbehind is of one width.
+NOT_AFTER_TITLE = r"(?<!\b(?:Dr|Mr|Ms|St)\.)(?<!\bMrs\.)(?<!\bProf\.)"
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by space, or at a line break.
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"”’)\]]*\s+|\n\s*")
+_BOUNDARY = re.compile(rf"(?<=[.!?]){NOT_AFTER_TITLE}[\"”’)\]]*\s+|\n\s*")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.encoder import Encoder
-from index.highlight import sentence_spans
+from index.highlight import NOT_AFTER_TITLE, sentence_spans
 from index.lexical import STOPWORDS, analyse
 from index.records import Passage
 
@@ -32,7 +32,7 @@ MAX_NAME_GAP = 3  # words between two names a claim pairs ("Manchester's Andy St
 
 _CITATION = re.compile(r"\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]")
 # A sentence ends at . ! ? followed by space (citations that follow the stop stay with it).
-_SENTENCE_END = re.compile(r"(?<=[.!?])((?:\s*\[\s*\d+(?:\s*,\s*\d+)*\s*\])*)\s+|\n+")
+_SENTENCE_END = re.compile(rf"(?<=[.!?]){NOT_AFTER_TITLE}((?:\s*\[\s*\d+(?:\s*,\s*\d+)*\s*\])*)\s+|\n+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[A-Za-z][\w'’-]*")
 # Double quotes, or single curly ones (a straight ' is too often an apostrophe).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from index.encoder import Encoder
+from index.highlight import sentence_spans
 from index.records import ArticleRecord, Chunk, Highlight, Passage
 from qa_service.citations import CitationChecker, split_sentences
 from qa_service.compose import excerpt, prompt_messages
@@ -141,6 +142,15 @@ def test_each_sentence_is_judged_on_its_own(checker, passages):
 def test_sentences_keep_the_citations_after_their_full_stop():
     assert split_sentences("One thing. [1] Two things [2]. Three.\n- Four [1, 2]") == [
         "One thing. [1]", "Two things [2].", "Three.", "Four [1, 2]",
+    ]
+
+
+def test_a_title_s_full_stop_ends_no_sentence():
+    answer = "The environmentalist, Dr. Jane Roe, backs it [1]. Mrs. Poe does not [2]."
+    assert split_sentences(answer) == ["The environmentalist, Dr. Jane Roe, backs it [1].", "Mrs. Poe does not [2]."]
+    text = "Said Dr. Roe: it opens in 2027. Mr. Poe disagreed."
+    assert [text[start:end] for start, end in sentence_spans(text)] == [
+        "Said Dr. Roe: it opens in 2027.", "Mr. Poe disagreed.",
     ]
 
 
