@@ -167,12 +167,11 @@ class Searcher:
         turn = self._search_turn(question, context, allowed, mode, top_k)
 
         passages: list[Passage] = []
-        confidence = turn.confidence
-        if confidence != "none":
+        can_answer = answer_filter(question)
+        if turn.confidence != "none":
             rows = [row for row, _ in turn.chosen]
             dense_scores = self.index.vectors[rows] @ turn.query_vector
             weights = self._term_weights(question)
-            can_answer = answer_filter(question)
             for rank, ((row, score), dense) in enumerate(zip(turn.chosen, dense_scores), start=1):
                 chunk = self.index.chunks[row]
                 passages.append(
@@ -185,11 +184,12 @@ class Searcher:
                         highlight=best_sentence(chunk.text, weights, can_answer),
                     )
                 )
-            # "How many nurses..." is not answered by a sentence without a number, however
-            # close its passage: the short answer is withheld, the passages stay.
-            if confidence == "high" and can_answer is not None and not can_answer(_answer(passages).text):
-                confidence = "low"
+        confidence = turn.confidence
         answer = _answer(passages) if confidence == "high" else None
+        # "How many nurses..." is not answered by a sentence without a number, however close
+        # its passage: the short answer is withheld, the passages stay.
+        if answer is not None and can_answer is not None and not can_answer(answer.text):
+            confidence, answer = "low", None
         return SearchResult(
             question=question,
             passages=passages,
