@@ -120,7 +120,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
         questions = None
         if settings.question_log_days:
             questions = await run_in_threadpool(QuestionLog, settings.question_log_file, settings.question_log_days)
-        service = Service(settings, model, holder, JobRunner(settings, model, job_finished), metrics,
+        service = Service(settings, model, holder, JobRunner(settings, job_finished), metrics,
                           threading.Lock(), limiter(), *_language_model(settings, model),
                           SearchCache(settings.search_cache_size), questions, limiter())
         app.state.service = service

@@ -7,6 +7,9 @@ identical versions. A sync job (POST /admin/sync, or the QA_SYNC_INTERVAL_S time
 `qa-sync --ingest`: `ingest.sync.sync` from QA_SYNC_URLS into the folder, then `run_ingest`.
 A second `qa-ingest` running at the same moment is refused by the ingest lock, and the job
 reports that.
+
+Jobs run in the ingest worker, a child process (qa_service/ingest_worker.py): the server
+itself never loads torch.
 """
 
 from __future__ import annotations
@@ -21,13 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from index.encoder import Encoder
 from index.errors import QAError
-from index.settings import Settings
-from ingest.load import META_SUFFIX
-from ingest.pipeline import IngestReport, run_ingest, run_update
-from ingest.sync import SyncOptions, sync
-from qa_service.articles import files_of
+from ingest.pipeline import IngestReport
+from qa_service.ingest_worker import IngestWorker
+from qa_service.settings import ServiceSettings
 
 log = logging.getLogger("qa_service")
 
@@ -51,14 +51,8 @@ class Job:
 
 
 class JobRunner:
-    def __init__(
-        self,
-        settings: Settings,
-        encoder: Encoder,
-        on_finished: Callable[[Job, IngestReport | None], None],
-    ) -> None:
-        self._settings = settings
-        self._encoder = encoder
+    def __init__(self, settings: ServiceSettings, on_finished: Callable[[Job, IngestReport | None], None]) -> None:
+        self._worker = IngestWorker(settings)
         self._on_finished = on_finished
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-job")
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -96,38 +90,21 @@ class JobRunner:
         """Wait for the job in progress: a publish is either completed or never visible, but
         waiting lets a started job finish its work instead of discarding it."""
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def _progress(self, job: Job) -> Callable[[str, int, int], None]:
-        def update(stage: str, done: int, total: int) -> None:
-            job.stage, job.done, job.total = stage, done, total
-
-        return update
+        self._worker.stop()
 
     def _run(self, job: Job, article_id: str | None, sync_from: list[str] | None) -> None:
         job.status, job.started, job.stage = "running", time.time(), "loading"
         report, outcome = None, "failed"
-        folder = self._settings.articles_dir
-        update = self._progress(job)
-        options: dict[str, Any] = {"encoder": self._encoder, "progress": False, "on_progress": update}
-        synced = None
+
+        def update(stage: str, done: int, total: int) -> None:
+            job.stage, job.done, job.total = stage, done, total
+
         try:
-            if sync_from is not None:
-                update("syncing", 0, 0)
-                synced = sync(sync_from, folder, SyncOptions(), progress=lambda done, total: update("syncing", done, total))
-                report = run_ingest(folder, self._settings, **options)
-            elif article_id is None:
-                report = run_ingest(folder, self._settings, **options)
-            else:
-                # The files as they are when the job runs: a later POST or DELETE of the same
-                # article may have changed them since this job was queued.
-                paths = [p for p in files_of(folder, article_id) if not p.name.endswith(META_SUFFIX)]
-                report = run_update(paths, self._settings, remove=[] if paths else [article_id],
-                                    missing_ok=True, **options)
-            job.result = report.to_json() if synced is None else {"sync": synced.to_json(), **report.to_json()}
+            report, job.result = self._worker.run(article_id, sync_from, update)
             outcome = "succeeded"
         except QAError as exc:
             job.error = str(exc)
-        except Exception as exc:  # a job must never take the worker down; report it instead
+        except Exception as exc:  # a job must never take the worker thread down; report it instead
             log.exception("ingest job %s failed", job.id)
             job.error = f"{type(exc).__name__}: {exc}"
         finally:

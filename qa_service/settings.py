@@ -59,6 +59,10 @@ class ServiceSettings(Settings):
     sync_interval_s: float = Field(
         0, ge=0, description="seconds between syncs from sync_urls (each an ingest job); 0: only on POST /admin/sync"
     )
+    ingest_worker_idle_s: float = Field(
+        120, gt=0, description="an ingest job runs in a child process, kept for the next job until it "
+        "has been idle this long (then its ~500 MB of torch and model are given back)"
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="addresses or networks of the proxies in front (e.g. 127.0.0.1 or "

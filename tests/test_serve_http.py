@@ -172,3 +172,41 @@ def test_sigterm_during_an_admin_reindex_leaves_a_complete_index(tmp_path: Path,
     assert len(served.articles) in (5, 45)
     assert not any(p.name.startswith(".tmp-") for p in (index / VERSIONS).iterdir())
     record("sigterm-during-reindex.json", {"articles_served_after_shutdown": len(served.articles)})
+
+
+def _ingest_workers(pid: int) -> list[int]:
+    """The server's children that run ingest jobs (spawned interpreters; multiprocessing's
+    resource tracker is another child, and stays)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children
+            if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+
+
+def test_an_ingest_job_runs_outside_the_server_whose_worker_leaves_when_idle(
+    tmp_path: Path, sample_index: Path
+) -> None:
+    articles, index = copy_service_dirs(tmp_path, sample_index)
+    port, log = free_port(), tmp_path / "serve.log"
+    server = start_qa_serve(articles, index, port, log, QA_ADMIN_TOKEN="t0ken", QA_INGEST_WORKER_IDLE_S="1")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        (articles / "ferry-clinic.txt").write_text(
+            "The Ferry Road clinic now opens at seven for night-shift workers.\n", encoding="utf-8")
+        code, job = http_json(f"{base}/admin/reindex", token="t0ken", method="POST")
+        assert code == 202, job
+        deadline = time.monotonic() + 180
+        while (status := http_json(f"{base}/admin/jobs/{job['job_id']}", token="t0ken")[1])["status"] != "succeeded":
+            assert status["status"] != "failed" and time.monotonic() < deadline, status
+            time.sleep(0.2)
+        assert status["result"]["added"] == 1 and status["result"]["chunks_embedded"] == 1
+        code, answer = http_json(f"{base}/ask?q=When%20does%20the%20Ferry%20Road%20clinic%20open%3F")
+        assert code == 200 and answer["passages"][0]["article_id"] == "ferry-clinic"
+        # The job embedded with torch, in another process: the server never loaded it.
+        assert "torch" not in Path(f"/proc/{server.pid}/maps").read_text()
+        deadline = time.monotonic() + 60
+        while _ingest_workers(server.pid):
+            assert time.monotonic() < deadline, "the idle ingest worker did not exit"
+            time.sleep(0.2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=120)
