@@ -44,12 +44,6 @@ class IngestWorker:
         self._lock = threading.Lock()  # held for a whole job: the idle stop never cuts one short
         self._jobs_run = 0
 
-    @property
-    def pid(self) -> int | None:
-        """The child's process id while it runs."""
-        process = self._process
-        return process.pid if process is not None and process.is_alive() else None
-
     def run(
         self, article_id: str | None, sync_from: list[str] | None, progress: Progress
     ) -> tuple[IngestReport, dict[str, Any]]:
