@@ -21,17 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import median, percentile
+from bench.common import SCIFACT, median, percentile, scifact_queries
 
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "bench" / "scifact" / "queries.jsonl"
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "articles"
 
 
 def questions(limit: int) -> list[str]:
     """SciFact's claims when ../shared is there, else the sample articles' first sentences."""
-    if SCIFACT.exists():
-        rows = SCIFACT.read_text(encoding="utf-8").splitlines()
-        return [json.loads(row)["text"] for row in rows[:limit]]
+    if (SCIFACT / "queries.jsonl").exists():
+        return scifact_queries(limit)
     lines = [line for path in sorted(SAMPLE.glob("*.txt")) for line in path.read_text().splitlines()]
     return [line[:200] for line in lines if len(line.split()) > 8][:limit]
 

@@ -66,7 +66,7 @@ class Encoder:
         self._query_model: OnnxQueryModel | None = None
         self._lock = threading.RLock()
         if query_backend == "torch":
-            self._load_torch_model()  # a bad model fails at start, not at the first question
+            self.load_model()  # a bad model fails at start, not at the first question
 
     @classmethod
     def for_settings(cls, settings: Settings, threads: int | None = None) -> Encoder:
@@ -77,9 +77,10 @@ class Encoder:
 
     @property
     def _model(self) -> SentenceTransformer:
-        return self._load_torch_model()
+        return self.load_model()
 
-    def _load_torch_model(self) -> SentenceTransformer:
+    def load_model(self) -> SentenceTransformer:
+        """The torch model, loaded now if it was not yet (it is loaded at its first use)."""
         with self._lock:
             if self._torch_model is None:
                 self._torch_model = load_sentence_transformer(self.model_name)
@@ -125,10 +126,6 @@ class Encoder:
         """Some short texts (at least one), one by one on the question path: for a server's
         citation checks and question groups, so that it need not load the torch model."""
         return np.stack([self.encode_query(text) for text in texts])
-
-    def load_model(self) -> None:
-        """Load the torch model now (it is loaded at its first use otherwise)."""
-        self._load_torch_model()
 
     def prepare_question_path(self) -> bool:
         """Have the ONNX question path ready now, exported into `query_model_dir` if that holds

@@ -238,8 +238,9 @@ class Searcher:
             if turn.confidence == "none":
                 continue  # nothing was shown, so there is nothing to refer back to
             shown = [self.index.chunks[row] for row, _ in turn.chosen[:CONTEXT_PASSAGES]]
+            reference = refers_back(question) if context is not None else None
             speaker = shown[0].speaker
-            if speaker is None and context is not None and refers_back(question) == "person":
+            if speaker is None and context is not None and reference == "person":
                 speaker = context.people[0] if context.people else None
             weights = self._term_weights(question)
             named = []
@@ -248,7 +249,7 @@ class Searcher:
                 named += self._people.mentioned(chunk.text[sentence.start : sentence.end])
             people = tuple(dict.fromkeys(([speaker] if speaker else []) + named))
             articles = tuple(dict.fromkeys(chunk.article_id for chunk in shown))
-            if context is not None and refers_back(question) is not None:
+            if context is not None and reference is not None:
                 # A follow-up to a follow-up ("How quickly did they catch on?") is read after
                 # the question that set the subject, not after the previous vague turn alone.
                 question = f"{context.question} {question}"
@@ -459,8 +460,8 @@ class Searcher:
             return []
         weight = {"dense": 1.0, "lexical": 0.0}.get(mode, self.settings.dense_weight)
         scores = np.zeros(len(rows), dtype=np.float32)
-        if weight > 0:
-            dense = self.index.vectors[rows] @ self._query_vector(question)
+        if weight > 0:  # hybrid or dense: the vector is the one searched with above
+            dense = self.index.vectors[rows] @ query_vector
             span = float(dense.max() - dense.min())
             scores += weight * ((dense - dense.min()) / span if span > 0 else np.ones_like(dense))
         if weight < 1 and lexical is not None:

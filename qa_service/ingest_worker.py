@@ -130,21 +130,21 @@ def _job(settings: ServiceSettings, article_id: str | None, sync_from: list[str]
 
     folder = settings.articles_dir
     options: dict[str, Any] = {"progress": False, "on_progress": update}
+    synced = None
     try:
         if sync_from is not None:
             update("syncing", 0, 0)
             synced = sync(sync_from, folder, SyncOptions(), progress=lambda done, total: update("syncing", done, total))
             report = run_ingest(folder, settings, **options)
-            pipe.send(("done", report, {"sync": synced.to_json(), **report.to_json()}))
-            return
-        if article_id is None:
+        elif article_id is None:
             report = run_ingest(folder, settings, **options)
         else:
             # The files as they are when the job runs: a later POST or DELETE of the same
             # article may have changed them since this job was queued.
             paths = [p for p in files_of(folder, article_id) if not p.name.endswith(META_SUFFIX)]
             report = run_update(paths, settings, remove=[] if paths else [article_id], missing_ok=True, **options)
-        pipe.send(("done", report, report.to_json()))
+        result = report.to_json() if synced is None else {"sync": synced.to_json(), **report.to_json()}
+        pipe.send(("done", report, result))
     except QAError as exc:
         pipe.send(("failed", str(exc)))
     except Exception as exc:  # the worker must outlive a bad job; the job reports it
