@@ -7,7 +7,8 @@ filesystem), in the order that keeps every reader consistent:
 3. load and verify it there (every checksum, every count), as a replica would;
 4. only then move the destination's CURRENT, atomically;
 5. copy the question path the source's ingest exported (`cache/query-model`), when the
-   destination has none, so that its servers need not export it (and load torch) to start.
+   destination has none or another (the model changed), so that its servers need not export
+   it (and load torch) to start.
 
 A reader of the destination sees the old version or the complete new one, never a part; a
 copy killed at any step leaves CURRENT where it was, and the next run picks up from there.
@@ -26,7 +27,7 @@ from pathlib import Path
 from index import store
 from index.cli import run_cli
 from index.errors import IndexNotFoundError, QAError
-from index.query_model import IN_INDEX
+from index.query_model import IN_INDEX, META_FILE
 from index.segment import SEGMENTS, TMP_PREFIX, fsync_dir, fsync_file
 
 
@@ -69,10 +70,28 @@ def ship_version(source: Path, dest: Path, version: str | None = None, keep_vers
             raise
         store.point_current(dest, version)
         store.prune(dest, keep_versions)
-        question_path = source / IN_INDEX
-        if question_path.is_dir() and not (dest / IN_INDEX).exists():
-            size += _copy_dir(question_path, dest / IN_INDEX.parent, IN_INDEX.name)
+        size += _ship_question_path(source / IN_INDEX, dest / IN_INDEX)
     return ShipReport(version, copied, present, size)
+
+
+def _ship_question_path(here: Path, there: Path) -> int:
+    """Copy the exported question path `here` over `there` unless it is the same export; the
+    bytes copied. A server that already loaded the old one keeps it in memory; one starting
+    between the two renames finds none and exports its own."""
+    if not here.is_dir():
+        return 0
+    try:
+        if (there / META_FILE).read_bytes() == (here / META_FILE).read_bytes():
+            return 0
+    except OSError:
+        pass
+    old = there.parent / f"{TMP_PREFIX}old-{there.name}"
+    shutil.rmtree(old, ignore_errors=True)
+    if there.exists():
+        there.rename(old)
+    size = _copy_dir(here, there.parent, there.name)
+    shutil.rmtree(old, ignore_errors=True)
+    return size
 
 
 def _copy_dir(source: Path, parent: Path, name: str) -> int:

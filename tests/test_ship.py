@@ -4,6 +4,7 @@ bad copy changes nothing there."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from index.encoder import Encoder
 from index.errors import IndexCorruptError
 from index.query_model import IN_INDEX, META_FILE
-from index.segment import SEGMENTS
+from index.segment import SEGMENTS, TMP_PREFIX
 from index.settings import Settings
 from index.ship import ship_version
 from index.store import current_version_name, load_index
@@ -82,3 +83,10 @@ def test_the_question_path_qa_ingest_exports_travels_with_the_index(
     caplog.set_level("INFO", logger="index.encoder")
     assert Encoder.for_settings(Settings(index_dir=dest), threads=1).prepare_question_path()
     assert "export" not in caplog.text
+
+    # Exported again for another model at the source: the next shipment replaces the copy's.
+    meta = json.loads((source / IN_INDEX / META_FILE).read_text(encoding="utf-8"))
+    (source / IN_INDEX / META_FILE).write_text(json.dumps(meta | {"model": "another-model"}), encoding="utf-8")
+    ship_version(source, dest)
+    assert json.loads((dest / IN_INDEX / META_FILE).read_text(encoding="utf-8"))["model"] == "another-model"
+    assert (dest / IN_INDEX / "model.onnx").is_file() and not list((dest / IN_INDEX.parent).glob(f"{TMP_PREFIX}*"))
