@@ -423,7 +423,7 @@
     ui.panel.hidden = false;
     ui.launcher.setAttribute("aria-expanded", "true");
     saveState();
-    scrollToEnd();
+    scrollToLatest();
     if (moveFocus) ui.input.focus();
   }
 
@@ -435,8 +435,13 @@
     ui.launcher.focus();
   }
 
-  function scrollToEnd() {
-    ui.log.scrollTop = ui.log.scrollHeight;
+  // Scroll to the newest message, but never past its first line: an answer is read from its
+  // start (the short answer), not from the last of the sources listed under it.
+  function scrollToLatest() {
+    var latest = ui.log.lastElementChild;
+    if (!latest) return;
+    var top = latest.getBoundingClientRect().top - ui.log.getBoundingClientRect().top;
+    ui.log.scrollTop += top - 8; // the browser stops at the end when the message fits
   }
 
   function clearConversation() {
@@ -463,7 +468,7 @@
         ui.log.appendChild(renderError({ message: "No answer was received for this question." }, i));
       }
     });
-    scrollToEnd();
+    scrollToLatest();
   }
 
   function renderMessage(m, index) {
@@ -694,7 +699,7 @@
 
     var loading = renderLoading();
     ui.log.appendChild(loading);
-    scrollToEnd();
+    scrollToLatest();
     setBusy(true);
 
     var controller = new AbortController();
@@ -742,7 +747,7 @@
         // Passages already shown: the answer stands without the composed part.
         if (message) return;
         ui.log.appendChild(renderError({ message: describeError(err, timedOut) }, index));
-        scrollToEnd();
+        scrollToLatest();
       });
 
     function onEvent(name, data) {
@@ -772,7 +777,7 @@
         box = checked;
         live = null;
       }
-      scrollToEnd();
+      scrollToLatest();
     }
 
     function finish() {
