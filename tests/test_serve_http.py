@@ -177,7 +177,8 @@ def test_sigterm_during_an_admin_reindex_leaves_a_complete_index(tmp_path: Path,
 def _ingest_workers(pid: int) -> list[int]:
     """The server's children that run ingest jobs (spawned interpreters; multiprocessing's
     resource tracker is another child, and stays)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    # Every thread's children: the worker is started by the job's thread, not the main one.
+    children = [c for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
     return [int(c) for c in children
             if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
 
@@ -187,7 +188,7 @@ def test_an_ingest_job_runs_outside_the_server_whose_worker_leaves_when_idle(
 ) -> None:
     articles, index = copy_service_dirs(tmp_path, sample_index)
     port, log = free_port(), tmp_path / "serve.log"
-    server = start_qa_serve(articles, index, port, log, QA_ADMIN_TOKEN="t0ken", QA_INGEST_WORKER_IDLE_S="1")
+    server = start_qa_serve(articles, index, port, log, QA_ADMIN_TOKEN="t0ken", QA_INGEST_WORKER_IDLE_S="3")
     base = f"http://127.0.0.1:{port}"
     try:
         (articles / "ferry-clinic.txt").write_text(
@@ -199,6 +200,7 @@ def test_an_ingest_job_runs_outside_the_server_whose_worker_leaves_when_idle(
             assert status["status"] != "failed" and time.monotonic() < deadline, status
             time.sleep(0.2)
         assert status["result"]["added"] == 1 and status["result"]["chunks_embedded"] == 1
+        assert len(_ingest_workers(server.pid)) == 1  # kept for the next job, for now
         code, answer = http_json(f"{base}/ask?q=When%20does%20the%20Ferry%20Road%20clinic%20open%3F")
         assert code == 200 and answer["passages"][0]["article_id"] == "ferry-clinic"
         # The job embedded with torch, in another process: the server never loaded it.
@@ -207,6 +209,49 @@ def test_an_ingest_job_runs_outside_the_server_whose_worker_leaves_when_idle(
         while _ingest_workers(server.pid):
             assert time.monotonic() < deadline, "the idle ingest worker did not exit"
             time.sleep(0.2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=120)
+
+
+def _job_status(base: str, job_id: str) -> dict:
+    return http_json(f"{base}/admin/jobs/{job_id}", token="t0ken")[1]
+
+
+def test_an_ingest_worker_killed_mid_job_fails_that_job_only(tmp_path: Path, sample_index: Path) -> None:
+    """The worker killed during a job (the kernel's OOM killer, an operator): the job fails
+    with the reason, the index stays the complete version it was, the server goes on
+    answering, and the next job starts a fresh worker and publishes."""
+    from index.store import load_index
+    from tests.test_interrupted_ingest import _write_more_articles
+
+    articles, index = copy_service_dirs(tmp_path, sample_index)
+    _write_more_articles(articles, 5)
+    port, log = free_port(), tmp_path / "serve.log"
+    server = start_qa_serve(articles, index, port, log, QA_ADMIN_TOKEN="t0ken")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        job = http_json(f"{base}/admin/reindex", token="t0ken", method="POST")[1]
+        deadline = time.monotonic() + 180
+        while not (workers := _ingest_workers(server.pid)):
+            assert time.monotonic() < deadline and _job_status(base, job["job_id"])["status"] != "succeeded"
+            time.sleep(0.05)
+        (worker,) = workers
+        os.kill(worker, signal.SIGKILL)
+        while (status := _job_status(base, job["job_id"]))["status"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert status["status"] == "failed" and "ended without a result" in status["error"], status
+        assert len(load_index(index).articles) == 5  # the version before the job, complete
+        code, answer = http_json(f"{base}/ask?q=who%20argues%20against%20means-testing%3F")
+        assert code == 200 and answer["passages"]
+
+        again = http_json(f"{base}/admin/reindex", token="t0ken", method="POST")[1]
+        while (status := _job_status(base, again["job_id"]))["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline + 180
+            time.sleep(0.2)
+        assert status["status"] == "succeeded" and status["result"]["added"] == 5, status
+        assert http_json(f"{base}/readyz")[1]["index_version"] == status["result"]["version"]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=120)
