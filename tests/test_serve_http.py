@@ -144,18 +144,28 @@ def test_serve_refuses_bad_arguments_with_a_message(tmp_path: Path) -> None:
     assert result.returncode == 2 and "port" in result.stderr and "Traceback" not in result.stderr
 
 
+def _serve_with_more_articles(
+    tmp_path: Path, sample_index: Path, count: int
+) -> tuple[Path, subprocess.Popen, str]:
+    """`qa-serve` (admin token "t0ken", log in tmp_path/serve.log) on a copy of the sample
+    with `count` more articles in its folder, not yet indexed: its index, process and URL."""
+    from tests.test_interrupted_ingest import _write_more_articles
+
+    articles, index = copy_service_dirs(tmp_path, sample_index)
+    _write_more_articles(articles, count)
+    port = free_port()
+    server = start_qa_serve(articles, index, port, tmp_path / "serve.log", QA_ADMIN_TOKEN="t0ken")
+    return index, server, f"http://127.0.0.1:{port}"
+
+
 @pytest.mark.slow
 def test_sigterm_during_an_admin_reindex_leaves_a_complete_index(tmp_path: Path, sample_index: Path) -> None:
     """SIGTERM while an ingest job is embedding: the service waits for the job, so the publish
     is either complete or never visible, and nothing half-written is left."""
     from index.store import load_index
-    from tests.test_interrupted_ingest import _write_more_articles
 
-    articles, index = copy_service_dirs(tmp_path, sample_index)
-    _write_more_articles(articles, 40)
-    port, log = free_port(), tmp_path / "serve.log"
-    server = start_qa_serve(articles, index, port, log, QA_ADMIN_TOKEN="t0ken")
-    base = f"http://127.0.0.1:{port}"
+    index, server, base = _serve_with_more_articles(tmp_path, sample_index, 40)
+    log = tmp_path / "serve.log"
     try:
         code, job = http_json(f"{base}/admin/reindex", token="t0ken", method="POST")
         assert code == 202, job
@@ -223,13 +233,8 @@ def test_an_ingest_worker_killed_mid_job_fails_that_job_only(tmp_path: Path, sam
     with the reason, the index stays the complete version it was, the server goes on
     answering, and the next job starts a fresh worker and publishes."""
     from index.store import load_index
-    from tests.test_interrupted_ingest import _write_more_articles
 
-    articles, index = copy_service_dirs(tmp_path, sample_index)
-    _write_more_articles(articles, 5)
-    port, log = free_port(), tmp_path / "serve.log"
-    server = start_qa_serve(articles, index, port, log, QA_ADMIN_TOKEN="t0ken")
-    base = f"http://127.0.0.1:{port}"
+    index, server, base = _serve_with_more_articles(tmp_path, sample_index, 5)
     try:
         job = http_json(f"{base}/admin/reindex", token="t0ken", method="POST")[1]
         deadline = time.monotonic() + 180
