@@ -124,7 +124,7 @@ class Filters:
     article_ids: frozenset[str] = field(default_factory=frozenset)
     speakers: frozenset[str] = field(default_factory=frozenset)
     sections: frozenset[str] = field(default_factory=frozenset)
-    date_from: str | None = None
+    date_from: str | None = None  # YYYY-MM-DD, compared with articles' dates to the day
     date_to: str | None = None
 
     @property

@@ -413,8 +413,9 @@ class Searcher:
 
     @functools.cached_property
     def _articles_by_date(self) -> tuple[np.ndarray, np.ndarray]:
-        """Article numbers in date order, and their dates (built on the first date filter)."""
-        dates = self.index.articles.dates.astype(str)
+        """Article numbers in date order, and their dates to the day (built on the first date
+        filter): an article dated "2021-03-04T10:00:00Z" is on 2021-03-04."""
+        dates = self.index.articles.dates.astype("U10")
         order = np.argsort(dates, kind="stable")
         return order, dates[order]
 

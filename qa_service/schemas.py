@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -32,8 +33,8 @@ class AskFilters(Strict):
     article_ids: list[str] = Field(default_factory=list, max_length=100)
     speakers: list[str] = Field(default_factory=list, max_length=100)
     sections: list[Literal["body", "comment"]] = Field(default_factory=list)
-    date_from: str | None = Field(None, description="ISO date; articles on or after")
-    date_to: str | None = Field(None, description="ISO date; articles on or before")
+    date_from: datetime.date | None = Field(None, description="YYYY-MM-DD; articles dated on or after")
+    date_to: datetime.date | None = Field(None, description="YYYY-MM-DD; articles dated on or before")
 
 
 class AskRequest(Strict):

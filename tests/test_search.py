@@ -73,6 +73,24 @@ def test_filters_restrict_article_speaker_and_section(searcher: Searcher) -> Non
     assert comments.passages and {p.chunk.section for p in comments.passages} == {"comment"}
 
 
+def test_date_filters_compare_articles_dates_to_the_day(tmp_path: Path, encoder: Encoder) -> None:
+    articles, index = tmp_path / "articles", tmp_path / "index"
+    articles.mkdir()
+    for name, date in (("older", "2019-01-01"), ("stamped", "2021-03-04T10:00:00Z"), ("undated", None)):
+        front = f"---\ntitle: Ferry {name}\n" + (f"date: {date}\n" if date else "") + "---\n"
+        (articles / f"{name}.md").write_text(front + f"The {name} ferry sails to Stroma at dawn.\n", encoding="utf-8")
+    run_ingest(articles, Settings(index_dir=index), encoder=encoder, progress=False)
+    searcher = Searcher(load_index(index), encoder, Settings(index_dir=index))
+
+    def dated(date_from: str | None, date_to: str | None) -> set[str]:
+        result = searcher.search("When does the ferry sail?", filters=Filters(date_from=date_from, date_to=date_to))
+        return {p.chunk.article_id for p in result.passages}
+
+    assert dated("2021-03-04", "2021-03-04") == {"stamped"}  # its time of day is on that day
+    assert dated(None, "2020-12-31") == {"older"}
+    assert dated("2019-01-01", None) == {"older", "stamped"}  # an undated article has no date to match
+
+
 def test_unknown_article_filter_finds_nothing(searcher: Searcher) -> None:
     result = searcher.search("NHS", filters=Filters(article_ids=frozenset({"no-such-article"})))
     assert result.abstained and result.passages == []

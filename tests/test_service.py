@@ -113,6 +113,8 @@ def test_out_of_scope_question_abstains(client: TestClient) -> None:
         ({"json": {"question": "nhs", "top_k": "many"}}, 422, "top_k"),
         ({"json": {"question": "nhs", "filters": {"colour": ["red"]}}}, 422, "filters.colour"),
         ({"json": {"question": "nhs", "filters": {"sections": ["footer"]}}}, 422, "sections"),
+        ({"json": {"question": "nhs", "filters": {"date_from": "last spring"}}}, 422, "filters.date_from"),
+        ({"json": {"question": "nhs", "filters": {"date_to": "2021-02-30"}}}, 422, "filters.date_to"),
         ({"json": {"question": "nhs", "temperature": 1}}, 422, "temperature"),
         ({"json": {"question": "nhs", "history": [{"role": "robot", "content": "hi"}]}}, 422, "role"),
         ({"json": {"question": "nhs", "history": [{"role": "user", "content": "q"}] * 21}}, 422, "limit is 20"),

@@ -222,6 +222,6 @@ def _filters(filters: AskFilters | None) -> Filters | None:
         article_ids=frozenset(filters.article_ids),
         speakers=frozenset(filters.speakers),
         sections=frozenset(filters.sections),
-        date_from=filters.date_from,
-        date_to=filters.date_to,
+        date_from=filters.date_from.isoformat() if filters.date_from else None,
+        date_to=filters.date_to.isoformat() if filters.date_to else None,
     )
