@@ -69,6 +69,7 @@ ARTICLE_BONUS = 0.3
 QUERY_VECTORS = 1024  # question vectors a searcher keeps (1.5 KB each)
 LEXICAL_THREADS = 2  # BM25 jobs of concurrent questions run at once (QA_PARALLEL_LEXICAL)
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 # Words with which a reader asks about the comments under an article rather than the article.
 _COMMENT_CUE = re.compile(
     r"\b(comment\w*|readers?|repl(y|ies|ied)|respon(d|ds|ded|se))\b", re.IGNORECASE
@@ -151,9 +152,7 @@ class Searcher:
         follow-up is searched within the articles of the latest answer (`_search_followup`).
         Stateless: the same history and index always resolve the same way."""
         started = time.perf_counter()
-        question = question.strip()
-        if not question:
-            raise InvalidQueryError("question is empty")
+        question = _clean_question(question)
         top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 1:
             raise InvalidQueryError(f"top_k must be at least 1, got {top_k}")
@@ -210,9 +209,7 @@ class Searcher:
         no abstention: the ranking `search` cuts its answer from, for scoring retrieval on
         benchmarks (documents = best passage per article). Each retriever contributes at
         least `depth` candidates, so a deep ranking is not cut short by the candidate pool."""
-        question = question.strip()
-        if not question:
-            raise InvalidQueryError("question is empty")
+        question = _clean_question(question)
         if depth < 1:
             raise InvalidQueryError(f"depth must be at least 1, got {depth}")
         mode = mode or self.settings.search_mode
@@ -501,6 +498,15 @@ class Searcher:
                 if len(chosen) == top_k:
                     break
         return chosen
+
+
+def _clean_question(question: str) -> str:
+    """The question with control characters (NUL, escape codes...) as spaces, stripped;
+    InvalidQueryError when nothing is left."""
+    question = _CONTROL.sub(" ", question).strip()
+    if not question:
+        raise InvalidQueryError("question is empty")
+    return question
 
 
 def _answer(passages: list[Passage]) -> Answer:

@@ -105,6 +105,7 @@ def test_out_of_scope_question_abstains(client: TestClient) -> None:
     [
         ({"json": {"question": ""}}, 422, "question: String should have at least 1 character"),
         ({"json": {"question": "   "}}, 422, "question: String should match pattern"),
+        ({"json": {"question": "\x00\x1b"}}, 422, "question is empty"),
         ({"json": {"question": "why " * 400}}, 422, "limit is 1000"),
         ({"json": {"question": 123}}, 422, "question"),
         ({"json": {}}, 422, "question: Field required"),
