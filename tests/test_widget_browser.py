@@ -478,6 +478,11 @@ def test_low_confidence_shows_possibly_related_passages_without_an_answer(api: s
     expect(bot.locator(".answer")).to_have_count(0)
     expect(bot.locator(".sources-label")).to_have_text("Possibly related")
     expect(bot.locator("ol.cites > li")).to_have_count(len(served["passages"]))
+    # Each source shows its best sentence unopened, so the reader can judge it at a glance.
+    first, h = served["passages"][0], served["passages"][0]["highlight"]
+    sentence = bot.locator("ol.cites > li").first.locator("summary .sentence")
+    expect(sentence).to_contain_text(first["text"][h["start"]:h["end"]].strip().lstrip("•·*–—- "))
+    expect(sentence).to_be_visible()
 
 
 def test_keyboard_only(api: str, open_page) -> None:

@@ -99,23 +99,32 @@
     return units;
   }
 
+  // The [start, end) code-unit range of `text` for code-point offsets, or null when they mark nothing.
+  function markedRange(text, start, end) {
+    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end > start)) return null;
+    var a = codeUnitIndex(text, start);
+    var b = codeUnitIndex(text, end);
+    return a < b ? [a, b] : null;
+  }
+
+  function markedText(text, start, end) {
+    text = String(text || "");
+    var range = markedRange(text, start, end);
+    return range ? text.slice(range[0], range[1]).trim() : "";
+  }
+
   // Append `text` to `parent` with [start, end) (code points) wrapped in <mark>.
   function appendMarked(parent, text, start, end) {
     text = String(text || "");
-    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end > start)) {
+    var range = markedRange(text, start, end);
+    if (!range) {
       parent.appendChild(document.createTextNode(text));
       return null;
     }
-    var a = codeUnitIndex(text, start);
-    var b = codeUnitIndex(text, end);
-    if (a >= b) {
-      parent.appendChild(document.createTextNode(text));
-      return null;
-    }
-    parent.appendChild(document.createTextNode(text.slice(0, a)));
-    var mark = el("mark", null, [text.slice(a, b)]);
+    parent.appendChild(document.createTextNode(text.slice(0, range[0])));
+    var mark = el("mark", null, [text.slice(range[0], range[1])]);
     parent.appendChild(mark);
-    parent.appendChild(document.createTextNode(text.slice(b)));
+    parent.appendChild(document.createTextNode(text.slice(range[1])));
     return mark;
   }
 
@@ -266,6 +275,9 @@
     ".meta { display: flex; flex-direction: column; min-width: 0; font-size: 14px; }",
     ".meta .speaker { font-weight: 600; }",
     ".meta .title { color: var(--muted); }",
+    ".meta .sentence { margin-top: 2px; display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical;",
+    "  overflow: hidden; }",
+    "details[open] .meta .sentence { display: none; }",
     ".cite-body { padding: 0 10px 10px; }",
     ".passage { margin: 0 0 8px; padding: 8px 10px; background: var(--soft); border-radius: 6px;",
     "  font-size: 14px; white-space: pre-wrap; }",
@@ -510,7 +522,7 @@
     }));
     var list = el("ol", { className: "cites", "aria-labelledby": listId });
     passages.forEach(function (p, i) {
-      list.appendChild(renderCitation(p, i + 1, listId + "-" + (i + 1)));
+      list.appendChild(renderCitation(p, i + 1, listId + "-" + (i + 1), unsure));
     });
     box.appendChild(list);
     if (typeof response.answer_id === "string" && response.answer_id) box.appendChild(renderFeedback(response));
@@ -589,22 +601,28 @@
     return box;
   }
 
-  function renderCitation(p, number, id) {
+  // A source: who and which article, opening to the passage with its best sentence marked.
+  // With no answer given (`withSentence`), that sentence shows unopened too, so a reader can
+  // judge the possibly related passages at a glance.
+  function renderCitation(p, number, id, withSentence) {
     var speaker = p.speaker || (p.section === "comment" ? "A reader (comment)" : "Unattributed");
     if (p.speaker && p.section === "comment") speaker += " (comment)";
     var title = p.title || p.article_id || "Untitled article";
+    var h = p.highlight || {};
+    var meta = [
+      el("span", { className: "sr-only", text: "Source " + number + ": " }),
+      el("span", { className: "speaker", text: speaker }),
+      el("span", { className: "title", text: title }),
+    ];
+    var sentence = markedText(p.text, h.start, h.end).replace(/^[•·*\u2013\u2014-]+\s*/, ""); // no list bullet
+    if (withSentence && sentence) meta.push(el("span", { className: "sentence", text: "“" + sentence + "”" }));
 
     var summary = el("summary", null, [
       el("span", { className: "num", "aria-hidden": "true", text: String(number) }),
-      el("span", { className: "meta" }, [
-        el("span", { className: "sr-only", text: "Source " + number + ": " }),
-        el("span", { className: "speaker", text: speaker }),
-        el("span", { className: "title", text: title }),
-      ]),
+      el("span", { className: "meta" }, meta),
     ]);
 
     var passage = el("blockquote", { className: "passage" });
-    var h = p.highlight || {};
     appendMarked(passage, p.text, h.start, h.end);
 
     var links = el("div", { className: "links" });
