@@ -12,10 +12,13 @@ from index.records import Highlight
 NOT_AFTER_TITLE = r"(?<!\b(?:Dr|Mr|Ms|St)\.)(?<!\bMrs\.)(?<!\bProf\.)"
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by space, or at a line break.
 _BOUNDARY = re.compile(rf"(?<=[.!?]){NOT_AFTER_TITLE}[\"”’)\]]*\s+|\n\s*")
+# What a sentence starts after: spaces, and a list item's bullet ("• ", "- ").
+_LEADING = re.compile(r"\s*(?:[-*•·\u2013\u2014](?:\s+|$))?")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each non-blank sentence, trimmed of surrounding whitespace."""
+    """(start, end) of each non-blank sentence, trimmed of surrounding whitespace and of a
+    list item's bullet."""
     spans = []
     start = 0
     for match in _BOUNDARY.finditer(text):
@@ -25,9 +28,10 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     trimmed = []
     for begin, end in spans:
         piece = text[begin:end]
-        if piece.strip():
-            lead = len(piece) - len(piece.lstrip())
-            trimmed.append((begin + lead, begin + len(piece.rstrip())))
+        lead = _LEADING.match(piece).end()
+        body = piece[lead:].rstrip()
+        if body:
+            trimmed.append((begin + lead, begin + lead + len(body)))
     return trimmed
 
 

@@ -481,7 +481,7 @@ def test_low_confidence_shows_possibly_related_passages_without_an_answer(api: s
     # Each source shows its best sentence unopened, so the reader can judge it at a glance.
     first, h = served["passages"][0], served["passages"][0]["highlight"]
     sentence = bot.locator("ol.cites > li").first.locator("summary .sentence")
-    expect(sentence).to_contain_text(first["text"][h["start"]:h["end"]].strip().lstrip("•·*–—- "))
+    expect(sentence).to_have_text(f"“{first['text'][h['start']:h['end']]}”")
     expect(sentence).to_be_visible()
 
 

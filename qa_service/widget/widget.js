@@ -614,7 +614,7 @@
       el("span", { className: "speaker", text: speaker }),
       el("span", { className: "title", text: title }),
     ];
-    var sentence = markedText(p.text, h.start, h.end).replace(/^[•·*\u2013\u2014-]+\s*/, ""); // no list bullet
+    var sentence = markedText(p.text, h.start, h.end);
     if (withSentence && sentence) meta.push(el("span", { className: "sentence", text: "“" + sentence + "”" }));
 
     var summary = el("summary", null, [
