@@ -85,17 +85,18 @@ def main(argv: list[str] | None = None) -> int:
                                 optimize=args.optimize)
         else:
             raise IngestError("give an articles folder, article files, or --remove ID")
-        _prepare_question_path(report, encoder, settings)
+        _prepare_question_path(report, encoder)
         print(json.dumps(report.to_json()) if args.json else _summary(report))
         return 0
 
     return run_cli("qa-ingest", body)
 
 
-def _prepare_question_path(report: IngestReport, encoder: Encoder, settings: Settings) -> None:
-    """After a publish, the ONNX question path into the index's cache folder (once per model),
-    so that servers of a read-only copy of the index find it there."""
-    if report.published and settings.query_backend == "onnx":
+def _prepare_question_path(report: IngestReport, encoder: Encoder) -> None:
+    """After a publish, the ONNX question path into the index's cache folder (once per model;
+    nothing when questions are embedded with torch), so that servers of a read-only copy of
+    the index find it there."""
+    if report.published:
         encoder.prepare_question_path()
 
 
@@ -138,7 +139,7 @@ def sync_main(argv: list[str] | None = None) -> int:
             settings = Settings(**({"index_dir": args.index} if args.index else {}))
             encoder = Encoder.for_settings(settings)
             ingested = run_ingest(args.articles, settings, encoder, progress=False if args.quiet or args.json else None)
-            _prepare_question_path(ingested, encoder, settings)
+            _prepare_question_path(ingested, encoder)
             print(json.dumps({"ingest": ingested.to_json()}) if args.json else _summary(ingested))
         return 1 if report.sources_failed else 0
 

@@ -614,8 +614,8 @@
       el("span", { className: "speaker", text: speaker }),
       el("span", { className: "title", text: title }),
     ];
-    var sentence = markedText(p.text, h.start, h.end);
-    if (withSentence && sentence) meta.push(el("span", { className: "sentence", text: "“" + sentence + "”" }));
+    var sentence = withSentence ? markedText(p.text, h.start, h.end) : "";
+    if (sentence) meta.push(el("span", { className: "sentence", text: "“" + sentence + "”" }));
 
     var summary = el("summary", null, [
       el("span", { className: "num", "aria-hidden": "true", text: String(number) }),
