@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from index.confidence import CalibrationChoice
 from index.encoder import Encoder
 from index.errors import QAError
 from index.evaluate import evaluate, evaluate_conversations, parse_eval_set, read_eval_set
@@ -28,12 +29,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _open(args: argparse.Namespace) -> Searcher:
+def _open(args: argparse.Namespace, calibration: CalibrationChoice | None = None) -> Searcher:
     settings = Settings(**({"index_dir": args.index} if args.index else {}))
     index = load_index(settings.index_dir)
     # The index says which model embedded it; questions must use the same one.
     settings = settings.model_copy(update={"model": index.manifest.model})
-    return Searcher(index, Encoder.for_settings(settings), settings)
+    return Searcher(index, Encoder.for_settings(settings), settings, calibration)
 
 
 def run_cli(prog: str, body: Callable[[], int]) -> int:
@@ -54,14 +55,100 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
         return 130
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+# Figures printed as tables below the one-line ones (with or without the followup_ prefix).
+_TABLES = ("reliability", "precision_coverage_curve")
+
+
+def _figure(value: object) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _eval_tables(scores: dict, prefix: str) -> list[str]:
+    """The reliability table per confidence level and the precision/coverage curve of one
+    group of scores (`prefix` "" or "followup_"), as plain-text lines."""
+    title = "follow-ups: " if prefix else ""
+    lines = [f"{title}first passage right, by confidence level",
+             f"  {'level':<6} {'results':>7} {'right':>6} {'share':>6}"]
+    for level, row in scores[f"{prefix}reliability"].items():
+        lines.append(f"  {level:<6} {row['results']:>7} {row['first_passage_right']:>6} "
+                     f"{_figure(row['share_right']):>6}")
+    curve = scores[f"{prefix}precision_coverage_curve"]
+    if curve is None:
+        lines.append(f"{title}precision/coverage by probability: no result carried a probability")
+        return lines
+    lines += [f"{title}answering the first passage only when probability >= threshold",
+              f"  {'threshold':>9} {'answered':>8} {'right':>6} {'precision':>9} {'coverage':>8}"]
+    for point in curve:
+        lines.append(f"  {point['threshold']:>9} {point['answered']:>8} {point['right']:>6} "
+                     f"{_figure(point['precision']):>9} {_figure(point['coverage']):>8}")
+    return lines
+
+
+def _wrong_answers(details: list[dict]) -> list[dict]:
+    """The confident answers whose cited passage does not answer, with what was expected."""
+    return [
+        {key: row[key] for key in ("question", "answer", "answer_speaker", "cited_article",
+                                   "expected_article", "expected_spans", "expected_speaker")}
+        for row in details if row["answer_right"] is False
+    ]
+
+
+def _print_eval(scores: dict, details: list[dict], show_details: bool) -> None:
+    """Plain text: one line per figure, then the tables, then with `show_details` every
+    question's outcome (one JSON line each) and the wrong confident answers, readably."""
+    flat = {key: value for key, value in scores.items()
+            if key.removeprefix("followup_") not in _TABLES}
+    width = max(len(key) for key in flat)
+    for key, value in flat.items():
+        print(f"{key:{width}} {value}")
+    for prefix in ("", "followup_"):
+        if f"{prefix}reliability" in scores:
+            print("\n" + "\n".join(_eval_tables(scores, prefix)))
+    if not show_details:
+        return
+    print("\nevery question's outcome:")
+    for row in details:
+        print(json.dumps(row, ensure_ascii=False))
+    wrong = _wrong_answers(details)
+    print(f"\nwrong confident answers: {len(wrong)}")
+    for row in wrong:
+        print(f"- {row['question']}\n"
+              f"  answered: {row['answer']!r} (speaker {row['answer_speaker']}, "
+              f"cites {row['cited_article']})\n"
+              f"  expected: {row['expected_article']} holding any of {row['expected_spans']} "
+              f"(speaker {row['expected_speaker']})")
+
+
 def eval_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qa-eval", description="Score retrieval on a questions file.")
+    parser = argparse.ArgumentParser(
+        prog="qa-eval",
+        description="Score retrieval, and what confidence: high promises, on a questions file.",
+    )
     parser.add_argument(
         "questions",
-        help="JSONL file, or - for standard input: question, article, must_contain, speaker?, "
-        'out_of_scope?; or a conversation {"turns": [such rows]}',
+        help="JSONL file, or - for standard input: question, article, must_contain_any (a list of "
+        "spans) or must_contain, speaker?, out_of_scope?; "
+        'or a conversation {"turns": [such rows]}',
     )
-    parser.add_argument("--details", action="store_true", help="also list every question's outcome")
+    parser.add_argument(
+        "--details", action="store_true",
+        help="also list every question's outcome, and each wrong confident answer with what "
+        "was expected",
+    )
+    served = Settings.model_fields["top_k"].default
+    parser.add_argument(
+        "--top-k", type=_positive_int, default=None,
+        help=f"passages searched per question (default: the served default, QA_TOP_K or {served}). "
+        "Until 2026-12 qa-eval searched 10: the first 3 ranks are the same either way, so hit@1 "
+        "and hit@3 do not move; mrr_at_10 now counts only the ranks shown",
+    )
     _common(parser)
     args = parser.parse_args(argv)
 
@@ -76,21 +163,19 @@ def eval_main(argv: list[str] | None = None) -> int:
         scores: dict = {}
         details: list[dict] = []
         if eval_set.questions:
-            scores = evaluate(searcher, eval_set.questions, mode=args.mode)
+            scores = evaluate(searcher, eval_set.questions, mode=args.mode, top_k=args.top_k)
             details += scores.pop("details")
         if eval_set.conversations:
-            followups = evaluate_conversations(searcher, eval_set.conversations, mode=args.mode)
+            followups = evaluate_conversations(
+                searcher, eval_set.conversations, mode=args.mode, top_k=args.top_k
+            )
             details += followups.pop("details")
             scores |= followups
         if args.json:
-            print(json.dumps(scores | ({"details": details} if args.details else {})))
+            shown = {"details": details, "wrong_answers": _wrong_answers(details)}
+            print(json.dumps(scores | (shown if args.details else {})))
             return 0
-        width = max(len(key) for key in scores)
-        for key, value in scores.items():
-            print(f"{key:{width}} {value}")
-        if args.details:
-            for row in details:
-                print(json.dumps(row))
+        _print_eval(scores, details, args.details)
         return 0
 
     return run_cli("qa-eval", body)
@@ -104,18 +189,27 @@ def ask_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        result = _open(args).search(args.question, top_k=args.top_k, mode=args.mode)
-        print(json.dumps(result_json(result), ensure_ascii=False) if args.json else format_result(result))
+        searcher = _open(args)
+        result = searcher.search(args.question, top_k=args.top_k, mode=args.mode)
+        calibration = searcher.calibration
+        if args.json:
+            print(json.dumps(result_json(result, calibration.reason), ensure_ascii=False))
+        else:
+            print(format_result(result, None if calibration.calibration else calibration.reason))
         return 0
 
     return run_cli("qa-ask", body)
 
 
-def result_json(result: SearchResult) -> dict:
+def result_json(result: SearchResult, calibration: str) -> dict:
+    """`result` as qa-ask --json prints it; `calibration` says which calibration set its
+    confidence, or why none could."""
     return {
         "question": result.question,
         "abstained": result.abstained,
         "confidence": result.confidence,
+        "probability": result.probability,
+        "calibration": calibration,
         "answer": None if result.answer is None else vars(result.answer),
         "passages": [
             {
@@ -132,10 +226,13 @@ def result_json(result: SearchResult) -> dict:
     }
 
 
-def format_result(result: SearchResult) -> str:
+def format_result(result: SearchResult, uncalibrated: str | None = None) -> str:
+    """`result` for a reader; `uncalibrated` is why no answer can be confident, when so."""
     if result.abstained:
         return "Nothing in the archive answers that."
     lines = []
+    if uncalibrated:
+        lines.append(f"(No short answers: {uncalibrated}.)\n")
     if result.confidence == "low":
         lines.append("No clear answer in the archive. These passages may be related:\n")
     if result.answer:

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from index.lexical import analyse
 from index.records import Highlight
+from index.sentences import can_be_answer
 
 # A full stop after a title ("Dr. Jane Roe") ends no sentence. Each lookbehind is of one width.
 NOT_AFTER_TITLE = r"(?<!\b(?:Dr|Mr|Ms|St)\.)(?<!\bMrs\.)(?<!\bProf\.)"
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by space, or at a line break.
 _BOUNDARY = re.compile(rf"(?<=[.!?]){NOT_AFTER_TITLE}[\"”’)\]]*\s+|\n\s*")
-# What a sentence starts after: spaces, and a list item's bullet ("• ", "- ").
-_LEADING = re.compile(r"\s*(?:[-*•·\u2013\u2014](?:\s+|$))?")
+# What a sentence starts after: spaces, and a list item's bullet ("• ", "- ") or number ("2. ",
+# "3) ", "(a) "). The boundary above cuts "2. If we..." after "2.", which this then drops whole,
+# so a list's number is never a sentence of its own nor the opening of its item's sentence.
+_LEADING = re.compile(
+    r"\s*(?:(?:[-*•·\u2013\u2014]|\d{1,3}[.)]|\(\d{1,3}\)|\(?[a-z]\)|\([ivx]{1,4}\))(?:\s+|$))?"
+)
+# The rest of a line after a sentence, and the start of the next line's text.
+_LINE_REST = re.compile(r"[^\S\n]*(?:\n\s*(\S)|\s*\Z)")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each non-blank sentence, trimmed of surrounding whitespace and of a
-    list item's bullet."""
+    list item's bullet or number."""
     spans = []
     start = 0
     for match in _BOUNDARY.finditer(text):
@@ -35,24 +42,67 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return trimmed
 
 
+def stands_alone(text: str, start: int, end: int) -> bool:
+    """Whether `text[start:end]` is a whole line (bar a bullet or number) that the next line
+    does not carry on: the shape of a heading or a byline. A line that ends mid-sentence in
+    hard-wrapped text is followed by a lower-case word, so it does not stand alone."""
+    line_start = text.rfind("\n", 0, start) + 1
+    if _LEADING.fullmatch(text[line_start:start]) is None:
+        return False
+    rest = _LINE_REST.match(text, end)
+    if rest is None:
+        return False
+    following = rest.group(1)
+    return following is None or not following.islower()
+
+
+def _sentences(
+    text: str, term_weights: Mapping[str, float]
+) -> Iterator[tuple[tuple[int, int], str, bool, float, float]]:
+    """(span, sentence, eligible, matched, score) for each sentence of `text`, in order.
+    `eligible`: it can be shown as an answer (`index/sentences.can_be_answer`). `matched`: the
+    weights of the question's terms it holds, each counted once (BM25's idf: a rare word like
+    "defence" says more than "health"). `score`: `matched` over the square root of the
+    sentence's length in terms, so a short sentence dense in them wins."""
+    spans = sentence_spans(text) or [(0, len(text))]
+    sentences = [text[start:end] for start, end in spans]
+    # One analyse call for all sentences: its per-call cost is most of a sentence's.
+    analysed = analyse(sentences) if term_weights else [[] for _ in sentences]
+    for span, sentence, terms in zip(spans, sentences, analysed):
+        eligible = can_be_answer(sentence, stands_alone(text, *span))
+        matched = sum(term_weights[term] for term in set(terms) if term in term_weights)
+        score = matched / (len(terms) ** 0.5) if terms else 0.0
+        yield span, sentence, eligible, matched, score
+
+
 def best_sentence(
     text: str, term_weights: Mapping[str, float], can_answer: Callable[[str], bool] | None = None
 ) -> Highlight:
-    """The sentence with the densest overlap with the question's analysed terms, each counted
-    by its weight (BM25's idf: a rare word like "defence" says more than "health"), over the
-    square root of the sentence's length in terms. The first one wins ties. With `can_answer`
-    (the question's answer type, `index/answer_type.py`), a sentence that shares a term with
-    the question and can answer it comes before one that cannot."""
-    spans = sentence_spans(text) or [(0, len(text))]
-    if not term_weights:
-        return Highlight(*spans[0])
-    sentences = [text[start:end] for start, end in spans]
-    best, best_key = spans[0], (False, -1.0)
-    # One analyse call for all sentences: its per-call cost is most of a sentence's.
-    for span, sentence, terms in zip(spans, sentences, analyse(sentences)):
-        matched = sum(term_weights[term] for term in set(terms) if term in term_weights)
-        score = matched / (len(terms) ** 0.5) if terms else 0.0
-        key = (matched > 0 and can_answer is not None and can_answer(sentence), score)
-        if key > best_key:
+    """The sentence to highlight: the one with the best score (`_sentences`), the first on ties.
+    One that can be shown as an answer comes before any that cannot (a heading, a byline, "2."),
+    which is chosen only when the passage has nothing else. With `can_answer` (the question's
+    answer type, `index/answer_type.py`), next comes a sentence that shares a term with the
+    question and can answer it."""
+    best, best_key = None, None
+    for span, sentence, eligible, matched, score in _sentences(text, term_weights):
+        typed = matched > 0 and can_answer is not None and can_answer(sentence)
+        key = (eligible, typed, score)
+        if best_key is None or key > best_key:
             best, best_key = span, key
     return Highlight(*best)
+
+
+def answer_sentence(
+    text: str, term_weights: Mapping[str, float], can_answer: Callable[[str], bool] | None = None
+) -> Highlight | None:
+    """The sentence of `text` that can be a short answer: the best scored one that can be shown
+    as an answer, shares at least one of the question's terms and, given `can_answer`, passes
+    it. None when no sentence does: better no short answer than a heading or an unrelated
+    sentence of a related passage."""
+    best, best_score = None, -1.0
+    for span, sentence, eligible, matched, score in _sentences(text, term_weights):
+        if not eligible or matched <= 0 or (can_answer is not None and not can_answer(sentence)):
+            continue
+        if score > best_score:
+            best, best_score = span, score
+    return None if best is None else Highlight(*best)

@@ -110,6 +110,9 @@ class SearchResult:
     answer: Answer | None
     index_version: str
     took_ms: float = 0.0
+    # The calibrated estimate that the first passage answers the question (index/confidence.py);
+    # None when nothing was searched or no calibration applies.
+    probability: float | None = None
 
     @property
     def abstained(self) -> bool:

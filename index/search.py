@@ -1,6 +1,8 @@
-"""Hybrid search: FAISS and BM25 candidates fused by a weighted score, filtered, capped per
-article, each passage given its best sentence, with a confidence level: an answer, passages
-that may be related, or nothing found.
+"""Search as a pipeline of stages: candidates (dense and BM25 over the index's segments) ->
+fusion (index/fusion.py) -> rerank (index/rerank.py, when one is configured) -> the passages
+shown (filters, a cap per article, each passage's best sentence) -> answer (index/answer.py:
+the sentence that answers, and who said it) -> confidence (index/confidence.py: a calibrated
+probability and the level shown). `SearchPolicy` (index/policy.py) holds the knobs.
 
 Follow-up questions ("Does he trust councils?") are resolved against the conversation's
 earlier questions and searched within the articles the conversation is about; see
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.answer import short_answer, term_share
 from index.answer_type import answer_filter
+from index.confidence import CalibrationChoice, Signals, choose_calibration, decide, shows_nothing
 from index.conversation import (
     HISTORY_TURNS_USED,
     ConversationContext,
@@ -28,43 +32,17 @@ from index.conversation import (
 )
 from index.encoder import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
+from index.fusion import Fused, fuse
 from index.highlight import best_sentence
 from index.lexical import RowScores, analyse
 from index.people import PersonNames
-from index.records import COMMENT, SECTIONS, Answer, Confidence, Filters, Passage, SearchResult
+from index.policy import SearchPolicy
+from index.records import COMMENT, SECTIONS, Filters, Passage, SearchResult
+from index.rerank import Reranker, rerank
 from index.row_groups import RowBonus, RowGroups, intersect
 from index.segment import lexical_text
 from index.settings import SearchMode, Settings
 from index.store import IndexVersion
-
-# Score bonus (fused scores lie in [0, 1]) within a follow-up's article for the passages of
-# the person it refers to: it lifts their passages over other speakers' that match the
-# follow-up's words slightly better, without hiding a much better passage by someone else.
-SPEAKER_BONUS = 0.2
-# The same bonus for reader comments when the question asks about them ("Which reader...",
-# "How does the author reply...": `_COMMENT_CUE`); chosen on the tune set, docs/quality.md.
-COMMENT_BONUS = 0.2
-# Confidence of a search (`Searcher._confidence`; chosen on the tune half of the sample
-# evaluation and on SciFact and SQuAD, docs/quality.md). The closest cited passage's cosine
-# decides: below NOTHING_COSINE nothing is shown; from CONFIDENT_COSINE the answer is given,
-# and from WEAK_COSINE too when one cited passage holds MIN_TERM_COVERAGE of the question's
-# idf weight; otherwise the passages are shown as possibly related, with no short answer.
-NOTHING_COSINE = 0.25
-WEAK_COSINE = 0.3
-CONFIDENT_COSINE = 0.55
-MIN_TERM_COVERAGE = 0.4
-
-# A follow-up is searched within the articles of the first CONTEXT_PASSAGES passages shown
-# for the question that set its context, not only the best one's: when the best passage was
-# from the wrong article, the reader still saw the right one. Its BM25 query adds that
-# question's terms at CONTEXT_TERMS_WEIGHT, so "What does the writer blame that on?" after
-# "How much have A&E visits gone up?" still matches on A&E. Both chosen on the tune set's
-# follow-ups, docs/quality.md.
-CONTEXT_PASSAGES = 3
-CONTEXT_TERMS_WEIGHT = 0.25
-# Within them, the best passage's article stays the conversation's: its passages get this
-# score bonus (0.3 scored best on the tune set's follow-ups; 0.2 and 0.4 one turn less).
-ARTICLE_BONUS = 0.3
 
 QUERY_VECTORS = 1024  # question vectors a searcher keeps (1.5 KB each)
 LEXICAL_THREADS = 2  # BM25 jobs of concurrent questions run at once (QA_PARALLEL_LEXICAL)
@@ -78,19 +56,36 @@ _COMMENT_CUE = re.compile(
 
 @dataclass(frozen=True)
 class Turn:
-    """One question searched: the (row, score) pairs to show, best first, how sure, and the
-    question's vector."""
+    """One question searched: the (row, fused score) pairs to show, best first, and what the
+    confidence stage reads of them. `closest` is their best cosine; `scoped` says filters or a
+    conversation narrowed the search; `in_context` is a follow-up read after the question that
+    set its context (None for a question searched on its own)."""
 
     chosen: list[tuple[int, float]]
-    confidence: Confidence
+    fused: Fused | None
     query_vector: np.ndarray
+    closest: float
+    first_cosine: float
+    scoped: bool
+    in_context: str | None = None
 
 
 class Searcher:
     """Searches one loaded index version. Cheap to create; across queries it keeps only the
-    vectors of recent questions."""
+    vectors of recent questions.
 
-    def __init__(self, index: IndexVersion, encoder: Encoder, settings: Settings) -> None:
+    `calibration` turns the confidence stage's signals into a probability; by default it is
+    chosen for the index's folder and model (`choose_calibration`). `reranker`, when given,
+    reorders the first fused candidates (index/rerank.py)."""
+
+    def __init__(
+        self,
+        index: IndexVersion,
+        encoder: Encoder,
+        settings: Settings,
+        calibration: CalibrationChoice | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
         if index.manifest.model != encoder.model_name:
             raise IndexMismatchError(
                 f"index built with {index.manifest.model!r}, encoder is {encoder.model_name!r}"
@@ -98,6 +93,10 @@ class Searcher:
         self.index = index
         self.encoder = encoder
         self.settings = settings
+        self.policy = SearchPolicy.from_settings(settings)
+        # The index folder holds CURRENT, versions/<v> (this version) and calibration.json.
+        self.calibration = calibration or choose_calibration(index.path.parent.parent, index.manifest.model)
+        self.reranker = reranker
         # A follow-up searches its conversation's earlier questions again, and readers repeat
         # popular questions: their vectors are kept (the model is the version's, so per searcher).
         self._query_vector = functools.lru_cache(maxsize=QUERY_VECTORS)(encoder.encode_query)
@@ -130,7 +129,7 @@ class Searcher:
         for code, section in enumerate(SECTIONS):
             section_codes[table.sections == section] = code
         self._by_section = RowGroups(section_codes, len(SECTIONS))
-        self._comment_bonus = RowBonus.of(self._by_section.rows(SECTIONS.index(COMMENT)), COMMENT_BONUS)
+        self._comment_bonus = RowBonus.of(self._by_section.rows(SECTIONS.index(COMMENT)), self.policy.comment_bonus)
 
     @property
     def version(self) -> str:
@@ -144,13 +143,27 @@ class Searcher:
         mode: SearchMode | None = None,
         history: Sequence[str] | None = None,
     ) -> SearchResult:
-        """The best `top_k` passages for `question`, or an abstention.
+        """See `search_with_signals`."""
+        return self.search_with_signals(question, top_k, filters, mode, history)[0]
+
+    def search_with_signals(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        mode: SearchMode | None = None,
+        history: Sequence[str] | None = None,
+    ) -> tuple[SearchResult, Signals | None]:
+        """The best `top_k` passages for `question`, with a short answer when the calibrated
+        confidence reaches the policy's target, or an abstention.
 
         `history` is the conversation's earlier user questions, oldest first. It only matters
         when `question` refers back (`refers_back`): then the last few earlier questions are
         searched again, in order, each one resolved against those before it, and the
         follow-up is searched within the articles of the latest answer (`_search_followup`).
-        Stateless: the same history and index always resolve the same way."""
+        Stateless: the same history and index always resolve the same way. The signals are
+        those the confidence stage read (None when nothing was shown): `qa-calibrate` fits on
+        them."""
         started = time.perf_counter()
         question = _clean_question(question)
         top_k = self.settings.top_k if top_k is None else top_k
@@ -165,38 +178,69 @@ class Searcher:
             context = self._resolve(earlier[-HISTORY_TURNS_USED:], allowed, mode)
         turn = self._search_turn(question, context, allowed, mode, top_k)
 
-        passages: list[Passage] = []
+        def result(passages, confidence, answer=None, probability=None) -> SearchResult:
+            took = round((time.perf_counter() - started) * 1000, 2)
+            return SearchResult(question, passages, confidence, answer, self.version, took, probability)
+
+        if self._shows_nothing(turn):
+            return result([], "none"), None
+        weights = self._term_weights(question)
         can_answer = answer_filter(question)
-        if turn.confidence != "none":
-            rows = [row for row, _ in turn.chosen]
-            dense_scores = self.index.vectors[rows] @ turn.query_vector
-            weights = self._term_weights(question)
-            for rank, ((row, score), dense) in enumerate(zip(turn.chosen, dense_scores), start=1):
-                chunk = self.index.chunks[row]
-                passages.append(
-                    Passage(
-                        rank=rank,
-                        score=round(score, 4),
-                        dense_score=round(float(dense), 4),
-                        chunk=chunk,
-                        article=self.index.articles[chunk.article_id],
-                        highlight=best_sentence(chunk.text, weights, can_answer),
-                    )
-                )
-        confidence = turn.confidence
-        answer = _answer(passages) if confidence == "high" else None
-        # "How many nurses..." is not answered by a sentence without a number, however close
-        # its passage: the short answer is withheld, the passages stay.
-        if answer is not None and can_answer is not None and not can_answer(answer.text):
-            confidence, answer = "low", None
-        return SearchResult(
-            question=question,
-            passages=passages,
-            confidence=confidence,
-            answer=answer,
-            index_version=self.version,
-            took_ms=round((time.perf_counter() - started) * 1000, 2),
+        passages = self._passages(turn, weights, can_answer)
+        answer = short_answer(question, passages[0], weights, can_answer, self._people)
+        signals = self._signals(question, turn, weights, answer)
+        confidence, probability = decide(
+            signals, turn.closest, turn.scoped, answer is not None,
+            self.calibration.calibration, self.policy.confidence,
         )
+        return result(passages, confidence, answer if confidence == "high" else None, probability), signals
+
+    def _passages(self, turn: Turn, weights: dict[str, float], can_answer) -> list[Passage]:
+        """The chosen rows as passages, each with its best sentence highlighted."""
+        rows = [row for row, _ in turn.chosen]
+        dense_scores = self.index.vectors[rows] @ turn.query_vector
+        passages = []
+        for rank, ((row, score), dense) in enumerate(zip(turn.chosen, dense_scores), start=1):
+            chunk = self.index.chunks[row]
+            passages.append(
+                Passage(
+                    rank=rank,
+                    score=round(score, 4),
+                    dense_score=round(float(dense), 4),
+                    chunk=chunk,
+                    article=self.index.articles[chunk.article_id],
+                    highlight=best_sentence(chunk.text, weights, can_answer),
+                )
+            )
+        return passages
+
+    def _signals(self, question: str, turn: Turn, weights: dict[str, float], answer) -> Signals:
+        """What the confidence stage reads of a turn (`Signals`); no model call."""
+        first_row, first_score = turn.chosen[0]
+        second_score = turn.chosen[1][1] if len(turn.chosen) > 1 else 0.0
+        # Where each retriever alone put the first passage (the first fused candidate).
+        ranks = [turn.fused.retriever_rank(0, dense) if turn.fused else None for dense in (True, False)]
+        dense_rank, lexical_rank = (1.0 / r if r else 0.0 for r in ranks)
+        first_article = self._article_ids[first_row]
+        same_article = sum(self._article_ids[row] == first_article for row, _ in turn.chosen[:3])
+        # A follow-up's own words say little ("Why?"): its coverage is read in context.
+        coverage_weights = self._term_weights(turn.in_context) if turn.in_context else weights
+        chunk = self.index.chunks[first_row]
+        passage_terms = analyse([lexical_text(chunk, self.index.articles[chunk.article_id].title)])[0]
+        return Signals(
+            cosine=turn.first_cosine,
+            margin=first_score - second_score,
+            agree=float(dense_rank == lexical_rank == 1.0),
+            dense_rank=dense_rank,
+            lexical_rank=lexical_rank,
+            same_article=same_article / min(3, len(turn.chosen)),
+            coverage=term_share(coverage_weights, passage_terms),
+            sentence_coverage=term_share(weights, analyse([answer.text])[0]) if answer else 0.0,
+            followup=float(turn.in_context is not None),
+        )
+
+    def _shows_nothing(self, turn: Turn) -> bool:
+        return not turn.chosen or shows_nothing(turn.closest, turn.scoped, self.policy.confidence)
 
     def rank(
         self,
@@ -214,10 +258,10 @@ class Searcher:
             raise InvalidQueryError(f"depth must be at least 1, got {depth}")
         mode = mode or self.settings.search_mode
         allowed = self._allowed(filters or Filters())
-        candidates = max(depth, self.settings.candidates)
+        candidates = max(depth, self.policy.candidates)
         bonus = self._question_bonus(question)
-        ranked = self._rank(question, allowed, mode, bonus, candidates=candidates)
-        return ranked[:depth]
+        fused = self._rank(question, allowed, mode, bonus, candidates=candidates)
+        return fused.pairs()[:depth]
 
     def _resolve(
         self, earlier: list[str], allowed: np.ndarray | None, mode: SearchMode
@@ -232,9 +276,9 @@ class Searcher:
         context: ConversationContext | None = None
         for question in earlier:
             turn = self._search_turn(question, context, allowed, mode, self.settings.top_k)
-            if turn.confidence == "none":
+            if self._shows_nothing(turn):
                 continue  # nothing was shown, so there is nothing to refer back to
-            shown = [self.index.chunks[row] for row, _ in turn.chosen[:CONTEXT_PASSAGES]]
+            shown = [self.index.chunks[row] for row, _ in turn.chosen[: self.policy.context_passages]]
             reference = refers_back(question) if context is not None else None
             speaker = shown[0].speaker
             if speaker is None and context is not None and reference == "person":
@@ -261,21 +305,22 @@ class Searcher:
         mode: SearchMode,
         top_k: int,
     ) -> Turn:
-        """One question's passages and confidence; a follow-up (a back-reference with a
-        context) is searched within the context's articles, and as a fresh question only
-        when they have nothing for it."""
+        """One question's passages; a follow-up (a back-reference with a context) is searched
+        within the context's articles, and as a fresh question only when they have nothing
+        for it."""
         reference = refers_back(question) if context is not None else None
         if context is not None and reference is not None:
             turn = self._search_followup(question, context, reference, allowed, mode, top_k)
-            if turn.confidence != "none":
+            if not self._shows_nothing(turn):
                 return turn
-        ranked = self._rank(question, allowed, mode, self._question_bonus(question))
+        fused = self._reranked(question, self._rank(question, allowed, mode, self._question_bonus(question)))
         query_vector = self._query_vector(question)  # computed by _rank, kept by the cache
-        chosen = self._cap_per_article(ranked, top_k)
-        rows = [row for row, _ in chosen]
-        closest = float(np.max(self.index.vectors[rows] @ query_vector)) if rows else 0.0
-        confidence = self._confidence(question, rows, closest, scoped=allowed is not None)
-        return Turn(chosen, confidence, query_vector)
+        chosen = self._cap_per_article(fused.pairs(), top_k)
+        cosines = self.index.vectors[[row for row, _ in chosen]] @ query_vector if chosen else np.zeros(1)
+        return Turn(
+            chosen, fused, query_vector, closest=float(np.max(cosines)), first_cosine=float(cosines[0]),
+            scoped=allowed is not None,
+        )
 
     def _search_followup(
         self,
@@ -288,68 +333,43 @@ class Searcher:
     ) -> Turn:
         """A follow-up searched within the conversation's articles, the best one's passages
         and the person it refers to favoured, and the context question's terms added to its
-        BM25 query at `CONTEXT_TERMS_WEIGHT`. The per-article cap does not apply. Confidence
-        is that of a scoped search, and a passage counts as close when it is close to the
-        follow-up itself or to the follow-up read after the question that set the context
-        ("How does the author reply to this commenter?" says little on its own)."""
+        BM25 query at the policy's `context_terms_weight`. The per-article cap does not
+        apply. A passage counts as close when it is close to the follow-up itself or to the
+        follow-up read after the question that set the context ("How does the author reply
+        to this commenter?" says little on its own)."""
         numbers = [self.index.articles.number(a) for a in context.articles]
         scope = intersect(self._by_article.union([n for n in numbers if n is not None]), allowed)
         best_article = self._by_article.rows(-1 if numbers[0] is None else numbers[0])
         bonus = RowBonus.total(
-            RowBonus.of(best_article, ARTICLE_BONUS),
+            RowBonus.of(best_article, self.policy.article_bonus),
             self._person_bonus(context, reference, scope),
             self._question_bonus(question),
         )
-        also = (context.question, CONTEXT_TERMS_WEIGHT)
-        ranked = self._rank(question, scope, mode, bonus, also_lexical=also)
+        also = (context.question, self.policy.context_terms_weight)
+        fused = self._reranked(question, self._rank(question, scope, mode, bonus, also_lexical=also))
         query_vector = self._query_vector(question)
-        chosen = ranked[:top_k]
-        rows = [row for row, _ in chosen]
-        if not rows:
-            return Turn([], "none", query_vector)
-        vectors = self.index.vectors[rows]
-        closest = float(np.max(vectors @ query_vector))
-        if closest < CONFIDENT_COSINE:  # from there the answer is given anyway: spare a model call
-            in_context = self._query_vector(f"{context.question} {question}")
-            closest = max(closest, float(np.max(vectors @ in_context)))
-        return Turn(chosen, self._confidence(question, rows, closest, scoped=True), query_vector)
+        chosen = fused.pairs()[:top_k]
+        in_context = f"{context.question} {question}"
+        if not chosen:
+            return Turn([], fused, query_vector, 0.0, 0.0, scoped=True, in_context=in_context)
+        vectors = self.index.vectors[[row for row, _ in chosen]]
+        cosines = np.maximum(vectors @ query_vector, vectors @ self._query_vector(in_context))
+        return Turn(
+            chosen, fused, query_vector, closest=float(np.max(cosines)), first_cosine=float(cosines[0]),
+            scoped=True, in_context=in_context,
+        )
 
-    def _confidence(self, question: str, rows: list[int], closest: float, scoped: bool) -> Confidence:
-        """How sure the search is that `rows` (the passages it would show, `closest` their best
-        cosine) answer `question`; `scoped` says the asker (filters) or the conversation (a
-        follow-up) narrowed the search.
-
-        Nothing is shown below `NOTHING_COSINE` (`abstain_below` in a scoped search: asking
-        "in this article" should show what the article has). The answer is given from
-        `CONFIDENT_COSINE`, or from `WEAK_COSINE` when one passage holds `MIN_TERM_COVERAGE`
-        of the question's words: a question from another domain often lands at a middling
-        cosine on some passage ("Which NFL team won Super Bowl 50?" against medical abstracts)
-        while its distinctive words are nowhere in it. Between, the passages may be related:
-        a reader's paraphrase shares few words with the article, so it is shown, not refused."""
-        floor = self.settings.abstain_below if scoped else NOTHING_COSINE
-        if not rows or closest < floor:
-            return "none"
-        if closest >= CONFIDENT_COSINE:
-            return "high"
-        if closest >= WEAK_COSINE and self.term_coverage(question, rows) >= MIN_TERM_COVERAGE:
-            return "high"
-        return "low"
-
-    def term_coverage(self, question: str, rows: Sequence[int]) -> float:
-        """The largest share of the question's BM25 weight (idf of its analysed terms; a term
-        the index has never seen weighs most) that one passage of `rows` contains. 1.0 for a
-        question with no searchable terms, which leaves the decision to the cosine."""
-        weights = self._term_weights(question)
-        if not weights:
-            return 1.0
-        total = sum(weights.values())
-        best = 0.0
-        chunks = [self.index.chunks[row] for row in rows]
-        passages = analyse([lexical_text(c, self.index.articles[c.article_id].title) for c in chunks])
-        for present in map(set, passages):
-            covered = sum(w for t, w in weights.items() if t in present)
-            best = max(best, covered / total)
-        return best
+    def _reranked(self, question: str, fused: Fused) -> Fused:
+        """`fused` reordered by the reranker over its first `candidates` rows, when one is set."""
+        if self.reranker is None:
+            return fused
+        pairs = rerank(self.reranker, question, fused.pairs(), lambda row: self.index.chunks[row].text,
+                       self.policy.candidates)
+        rows = np.array([row for row, _ in pairs], dtype=np.int64)
+        scores = np.array([score for _, score in pairs], dtype=np.float32)
+        position = {row: i for i, row in enumerate(fused.rows.tolist())}
+        order = np.array([position[row] for row in rows.tolist()], dtype=np.int64)
+        return Fused(rows, scores, *(None if a is None else a[order] for a in (fused.dense, fused.lexical)))
 
     def _term_weights(self, question: str) -> dict[str, float]:
         """The question's analysed terms, each with its BM25 idf."""
@@ -370,10 +390,10 @@ class Searcher:
         codes = [self._speaker_codes.get(person.casefold(), -1) for person in people]
         spoken = self._by_speaker.union(codes)
         if reference != "person":
-            return RowBonus.of(spoken, SPEAKER_BONUS)
+            return RowBonus.of(spoken, self.policy.speaker_bonus)
         surnames = self.index.lexical.query(" ".join(person.split()[-1] for person in people))
         naming = self.index.lexical.score(surnames, scope).top(self.index.lexical.size, among=scope)
-        return RowBonus.of(np.union1d(spoken, naming), SPEAKER_BONUS)
+        return RowBonus.of(np.union1d(spoken, naming), self.policy.speaker_bonus)
 
     def _question_bonus(self, question: str) -> RowBonus | None:
         """Per-row score bonus that the question's own words call for: reader comments for a
@@ -424,53 +444,42 @@ class Searcher:
         bonus: RowBonus | None = None,
         candidates: int | None = None,
         also_lexical: tuple[str, float] | None = None,
-    ) -> list[tuple[int, float]]:
-        """(row, score in [0, 1]) best first.
-
-        Hybrid: the union of both retrievers' candidates, scored by a convex combination of
-        min-max normalised cosine and max-normalised BM25 (it beat reciprocal rank fusion on
-        our evaluation: RRF lets a passage ranked 25th by one retriever count nearly as much
-        as the 1st). `bonus` (the person a follow-up refers to, reader comments for a question
-        about them) adds the favoured rows' own best candidates and is added to their scores,
-        rescaled to stay in [0, 1]. `also_lexical` (text, weight) adds that text's BM25 scores,
-        times the weight, to the question's."""
-        n = candidates or self.settings.candidates
+    ) -> Fused:
+        """The candidates of both retrievers (the union of each one's top `candidates`), fused
+        (index/fusion.py). `bonus` (the person a follow-up refers to, reader comments for a
+        question about them) adds the favoured rows' own best candidates and is added to their
+        scores. `also_lexical` (text, weight) adds that text's BM25 scores, times the weight,
+        to the question's."""
+        n = candidates or self.policy.candidates
         favoured = None if bonus is None else intersect(bonus.rows, allowed)
         # BM25 needs no vector: it runs on another thread while the question is embedded.
         lexical_job = None
         if mode in ("hybrid", "lexical") and self._lexical_pool is not None:
             lexical_job = self._lexical_pool.submit(self._lexical, question, allowed, favoured, n, also_lexical)
-        candidates = []
+        found = []
+        query_vector = None
         if mode in ("hybrid", "dense"):
             query_vector = self._query_vector(question)
-            candidates.append(self.index.dense.search(query_vector, n, allowed)[0])
+            found.append(self.index.dense.search(query_vector, n, allowed)[0])
             if favoured is not None:
-                candidates.append(self.index.dense.search(query_vector, n, favoured)[0])
+                found.append(self.index.dense.search(query_vector, n, favoured)[0])
         lexical = None
         if mode in ("hybrid", "lexical"):
             if lexical_job is not None:
-                lexical, lexical_candidates = lexical_job.result()
+                lexical, lexical_found = lexical_job.result()
             else:
-                lexical, lexical_candidates = self._lexical(question, allowed, favoured, n, also_lexical)
-            candidates += lexical_candidates
-        rows = np.unique(np.concatenate(candidates)).astype(np.int64)
-        if len(rows) == 0:
-            return []
-        weight = {"dense": 1.0, "lexical": 0.0}.get(mode, self.settings.dense_weight)
-        scores = np.zeros(len(rows), dtype=np.float32)
-        if weight > 0:  # hybrid or dense: the vector is the one searched with above
-            dense = self.index.vectors[rows] @ query_vector
-            span = float(dense.max() - dense.min())
-            scores += weight * ((dense - dense.min()) / span if span > 0 else np.ones_like(dense))
-        if weight < 1 and lexical is not None:
-            bm25 = lexical.at(rows)
-            top = float(bm25.max())
-            if top > 0:
-                scores += (1 - weight) * bm25 / top
-        if bonus is not None:
-            scores = (scores + bonus.at(rows)) / (1.0 + bonus.largest)
-        order = np.argsort(-scores, kind="stable")
-        return [(int(rows[i]), float(scores[i])) for i in order]
+                lexical, lexical_found = self._lexical(question, allowed, favoured, n, also_lexical)
+            found += lexical_found
+        rows = np.unique(np.concatenate(found)).astype(np.int64)
+        weight = {"dense": 1.0, "lexical": 0.0}.get(mode, self.policy.dense_weight)
+        return fuse(
+            rows,
+            None if query_vector is None else self.index.vectors[rows] @ query_vector,
+            None if lexical is None else lexical.at(rows),
+            weight,
+            None if bonus is None else bonus.at(rows),
+            None if bonus is None else bonus.largest,
+        )
 
     def _lexical(
         self,
@@ -492,7 +501,7 @@ class Searcher:
         chosen = []
         for row, score in ranked:
             article = self._article_ids[row]
-            if taken[article] < self.settings.per_article_cap:
+            if taken[article] < self.policy.per_article_cap:
                 taken[article] += 1
                 chosen.append((row, score))
                 if len(chosen) == top_k:
@@ -507,10 +516,3 @@ def _clean_question(question: str) -> str:
     if not question:
         raise InvalidQueryError("question is empty")
     return question
-
-
-def _answer(passages: list[Passage]) -> Answer:
-    """The highlighted sentence of the best passage, with who said it (when the text names them)."""
-    top = passages[0]
-    sentence = top.chunk.text[top.highlight.start : top.highlight.end]
-    return Answer(text=sentence, speaker=top.chunk.speaker, citation=top.rank)

@@ -68,7 +68,16 @@ class Settings(BaseSettings):
         "2-core server (docs/benchmarks.md)",
     )
     abstain_below: float = Field(
-        0.2, description="abstain when no passage's cosine similarity to the question reaches this"
+        0.2,
+        description="in a search narrowed by filters or a follow-up's conversation, show nothing "
+        "when no passage's cosine similarity to the question reaches this",
+    )
+    target_precision: float = Field(
+        0.95,
+        gt=0.0,
+        le=1.0,
+        description="confidence 'high' (a short answer) needs a calibrated probability at least "
+        "this that the first passage answers (index/confidence.py)",
     )
 
     @model_validator(mode="after")

@@ -35,7 +35,7 @@ log = logging.getLogger("ingest")
 # the index is built from: 2 = BM25 keeps one-character tokens, k1 1.2, b 0.5; 3 = chunks
 # follow paragraphs; 4 = BM25 text starts with the article's title). Chunks whose text did not
 # change keep their cached vectors.
-PIPELINE_VERSION = 4
+PIPELINE_VERSION = 5  # 5 = quotation whose speaker the text does not name has none
 
 
 @dataclass

@@ -11,31 +11,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from index.attribution import (
+    MIN_QUOTE_SHARE,
+    OPEN_QUOTE,
+    PRONOUN,
+    colon_lead_in,
+    full_name_in,
+    named_speaker,
+    one_person,
+    quote_share,
+)
 from index.records import BODY, COMMENT
 from ingest.clean import COMMENT_HEADER, Line, furniture_kind
 
 _NUMBERED = re.compile(r"^\s*\d+\.\s+(?=\S)")
-_TITLES = r"(?:Mr|Mrs|Ms|Miss|Dr|Prof|Professor|Sir|Dame|Lord|Lady|Baroness|Cllr|Rev)"
-_TITLE_RE = re.compile(rf"^{_TITLES}\.?$")
-_CAP = r"[A-Z][a-z’'\-]+"
-_RUN = rf"(?:{_TITLES}\.?\s+)?{_CAP}(?:\s+{_CAP})*"
-_VERBS = (
-    r"(?:say|says|said|told|tells|add|adds|added|admit|admits|admitted|argue|argues|argued|warn|"
-    r"warns|warned|explain|explains|explained|claim|claims|claimed|insist|insists|insisted|note|"
-    r"notes|noted|state|states|stated|believe|believes|believed|urge|urges|urged|suggest|suggests|"
-    r"suggested|acknowledge|acknowledged|concede|conceded|continue|continued|conclude|concluded|"
-    r"declare|declared|write|writes|wrote)"
-)
-# "Said Mr Mayo:" (speech verb first)
-_VERB_FIRST = re.compile(rf"\b[Ss]aid\s+(?P<name>{_RUN})")
-# "Health Secretary Andrew Lansley told", "Ed Miliband and Andy Burnham say"
-_NAME_FIRST = re.compile(
-    rf"(?P<name>(?:{_RUN}\s+and\s+)?{_RUN})(?:,[^,“”\"]{{1,80}},)?\s+(?:has\s+|had\s+|also\s+)?{_VERBS}\b"
-)
-# "he added", "She also said"
-_PRONOUN = re.compile(rf"\b(?:[Hh]e|[Ss]he)\s+(?:also\s+)?{_VERBS}\b")
-_OPEN_QUOTES, _CLOSE_QUOTES = "“", "”"
-_MIN_QUOTE_SHARE = 1 / 3  # a paragraph is the quoted person's when quotes make up this much
 
 
 @dataclass(frozen=True)
@@ -122,79 +111,66 @@ def _part(index: int, line: Line, skip: int, section: str, speaker: str | None, 
 
 
 def _attribute_body(text: str, lines: list[Line], end: int, author: str | None) -> list[_Part]:
+    """Body lines with their speakers: the author's, except quotation. A paragraph that is
+    mostly quotation is the quoted person's when the text names them (in it, or in a line
+    ending with a colon just before it) and nobody's when it does not ("my granddad wrote
+    ...:", "one nurse told us"): quoted words are never the author's by default. One that only
+    leaves a quote open is the named person's, else still the author's (most of it is hers).
+    A paragraph that opens with a quotation mark after one that left its quote open carries on
+    that quotation and keeps its speaker, None included."""
     out = []
     last_named: str | None = None
-    quote_open = False  # the previous paragraph left a quote open: this one continues it
-    continuing: str | None = None
+    quote_open = False  # the previous paragraph left a quote open: this one may continue it
+    continuing: str | None = None  # the speaker of that quotation
+    continues = False  # the previous paragraph's speaker came from its quotation, not the byline
+    previous = ""  # the previous kept paragraph, whose closing colon may introduce a quotation
     for index in range(end):
         line = lines[index]
         if line.blank:
             continue
         if not line.kept:
-            quote_open = False
+            quote_open, previous = False, ""
             continue
         named = _quoted_speaker(text, line.text, last_named)
         if named:
             last_named = named
-        share, still_open = _quote_share(line.text)
-        speaker = author
-        if quote_open and continuing and line.text.lstrip().startswith(('"', _OPEN_QUOTES)):
+        share, still_open = quote_share(line.text)
+        opens_with_quote = line.text.lstrip().startswith(('"', OPEN_QUOTE))
+        quotation = True
+        if quote_open and continues and opens_with_quote:
             speaker = continuing
-        elif named and (share >= _MIN_QUOTE_SHARE or still_open):
+        elif named and (share >= MIN_QUOTE_SHARE or still_open):
             speaker = named
-        continuing = speaker if speaker != author else None
-        quote_open = still_open
+        elif share >= MIN_QUOTE_SHARE:
+            speaker = _introduced_by(text, previous, last_named) if opens_with_quote else None
+            last_named = speaker or last_named
+        else:
+            speaker, quotation = author, False
+        continuing, continues, quote_open, previous = speaker, quotation, still_open, line.text
         out.append(_part(index, line, 0, BODY, speaker, 0))
     return out
 
 
+def _introduced_by(article: str, previous: str, last_named: str | None) -> str | None:
+    """The person a paragraph ending in a colon names as the speaker of the quotation that
+    follows it ("Health Secretary Andrew Lansley told the conference:"), or None ("my
+    granddad wrote his memoirs ... he describes coming home from the war:")."""
+    lead_in = colon_lead_in(previous)
+    named = named_speaker(lead_in, full_name_in(article))
+    if named:
+        return named
+    return one_person(last_named) if PRONOUN.search(lead_in) else None
+
+
 def _quoted_speaker(article: str, paragraph: str, last_named: str | None) -> str | None:
-    """The person this paragraph attributes speech to, resolved to a full name if the article has one."""
-    if _OPEN_QUOTES not in paragraph and '"' not in paragraph:
+    """The person this paragraph attributes speech to, resolved to a full name if the article
+    has one; for "he added", the one person last named (never a pair: "he" is not two people)."""
+    if OPEN_QUOTE not in paragraph and '"' not in paragraph:
         return None
-    for pattern in (_VERB_FIRST, _NAME_FIRST):
-        for match in pattern.finditer(paragraph):
-            name = _person_name(article, match.group("name"))
-            if name:
-                return name
-    if _PRONOUN.search(paragraph):
-        return last_named
-    return None
-
-
-def _person_name(article: str, run: str) -> str | None:
-    if " and " in run:
-        names = [_person_name(article, part) for part in run.split(" and ")]
-        return " and ".join(names) if all(names) else None
-    tokens = run.split()
-    titled = [i for i, token in enumerate(tokens) if _TITLE_RE.match(token)]
-    if titled:
-        tokens = tokens[titled[-1] :]  # "However Mr Mayo" -> "Mr Mayo"
-        surname = tokens[-1] if len(tokens) > 1 else None
-        if surname is None:
-            return None
-        # "Mr Mayo" is Ed Mayo when the article names him in full.
-        for match in re.finditer(rf"\b({_CAP})\s+{re.escape(surname)}\b", article):
-            if not _TITLE_RE.match(match.group(1)):
-                return f"{match.group(1)} {surname}"
-        return " ".join(tokens)
-    if len(tokens) < 2:
-        return None  # one capitalised word ("Labour says") is not enough to name a person
-    return " ".join(tokens[-2:])  # "Health Secretary Andrew Lansley" -> "Andrew Lansley"
-
-
-def _quote_share(paragraph: str) -> tuple[float, bool]:
-    """Share of characters inside quotation marks, and whether a quote is left open."""
-    inside = 0
-    depth = False
-    for char in paragraph:
-        if char == _OPEN_QUOTES or (char == '"' and not depth):
-            depth = True
-        elif char == _CLOSE_QUOTES or (char == '"' and depth):
-            depth = False
-        elif depth:
-            inside += 1
-    return (inside / max(len(paragraph.strip()), 1), depth)
+    named = named_speaker(paragraph, full_name_in(article))
+    if named:
+        return named
+    return one_person(last_named) if PRONOUN.search(paragraph) else None
 
 
 def _merge(lines: list[Line], parts: list[_Part]) -> list[Segment]:

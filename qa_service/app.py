@@ -283,7 +283,8 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
             return Readiness(ready=False, index_version=None, articles=0, chunks=0,
                              detail=service.holder.last_error)
         return Readiness(ready=True, index_version=searcher.version, articles=len(searcher.index.articles),
-                         chunks=searcher.index.live_chunks, detail=service.holder.last_error)
+                         chunks=searcher.index.live_chunks, detail=service.holder.last_error,
+                         calibration=searcher.calibration.reason)
 
     @app.get("/metrics", response_class=Response, tags=["ops"],
              responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}})

@@ -147,6 +147,12 @@ class SearchAnswer(BaseModel):
         description="high: the passages answer it, with a short answer; low: the passages may "
         "be related, no short answer is given; none: nothing found (abstained)",
     )
+    probability: float | None = Field(
+        None,
+        description="the calibrated estimate that the first passage answers the question; high "
+        "needs at least QA_TARGET_PRECISION (0.95). null when nothing was found or the index's "
+        "model has no calibration (GET /readyz says which applies)",
+    )
     answer: AnswerOut | None = Field(..., description="given only at high confidence")
     passages: list[PassageOut]
     index_version: str
@@ -158,6 +164,7 @@ class SearchAnswer(BaseModel):
             question=result.question,
             abstained=result.abstained,
             confidence=result.confidence,
+            probability=None if result.probability is None else round(result.probability, 4),
             answer=AnswerOut.of(result.answer),
             passages=[PassageOut.of(p) for p in result.passages],
             index_version=result.index_version,
@@ -254,6 +261,9 @@ class Readiness(BaseModel):
     articles: int
     chunks: int
     detail: str | None = None
+    calibration: str | None = Field(
+        None, description="which calibration sets confidence, or why answers are never high"
+    )
 
 
 class ErrorOut(BaseModel):

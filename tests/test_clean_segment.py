@@ -185,10 +185,17 @@ def test_segments_contain_no_dropped_line(corpus):
         ("001", "There is little doubt that we need the Labour Party", COMMENT, None),
         ("004", "food and energy security", COMMENT, "Stephen Gwynne"),
         ("000", "no moral case for social care means-testing", BODY, "Simon Duffy"),
+        # His granddad's memoir, which the text introduces without naming him: nobody's words.
+        ("000", "We had a National Health Service by now", BODY, None),
+        ("000", "This is surely at the heart of what makes the NHS great", BODY, "Simon Duffy"),
+        ("000", "Ed Miliband and Andy Burnham say", BODY, "Simon Duffy"),
         ("000", "infinite supplies of money", COMMENT, None),
         ("000", "I agree with you that the previous Labour governments", COMMENT, "Simon Duffy"),
         ("002", "Japan and Spain", BODY, "Ed Mayo"),
         ("002", "For too long staff and patients", BODY, "Andrew Lansley"),
+        ("002", "I’ve heard from many NHS staff", BODY, "Andrew Lansley"),
+        ("002", "an enormous fan of co-operatives", BODY, "Michael Dixon"),
+        ("002", "The devil is in the detail", BODY, "Ed Mayo"),
         ("002", "Right to Provide", BODY, None),
         ("003", "completely absent from the NHS Long Term Plan", BODY, "Adam Lent"),
     ],
@@ -259,3 +266,48 @@ def test_numbered_list_without_comment_marker_stays_in_body():
 def test_body_without_author_or_quote_has_no_speaker():
     text = "Ministers announced a review of hospital parking charges on Friday.\n"
     assert [(s.section, s.speaker) for s in segment(text, clean(text), None)] == [(BODY, None)]
+
+
+def _speakers(text: str) -> list[tuple[str | None, str]]:
+    """(speaker, first words) of each segment of a written body by Kate Author."""
+    return [(s.speaker, text[s.start : s.end][:24]) for s in segment(text, clean(text), "Kate Author")]
+
+
+def test_quotation_without_a_named_speaker_is_nobodys_not_the_authors():
+    text = (
+        "The ward was full again on Tuesday night, the third time this month.\n\n"
+        "One nurse told us:\n\n"
+        "“We are stretched to breaking point. Patients wait on trolleys in the corridor for "
+        "hours, and there is nobody to move them.\n\n"
+        "“As Tom Reid said last year, nobody should have to cry in the car park after a shift.”\n\n"
+        "The trust said it was recruiting more staff for the winter, and agency use would fall.\n"
+    )
+    # The quotation continues into its second paragraph and stays nobody's, though a name is
+    # said inside it; the author's next paragraph is hers again.
+    assert _speakers(text) == [
+        ("Kate Author", "The ward was full again "),
+        (None, "“We are stretched to bre"),
+        ("Kate Author", "The trust said it was re"),
+    ]
+
+
+def test_colon_line_naming_the_speaker_gives_them_the_quotation():
+    text = (
+        "Health Secretary Jane Roe told the conference:\n\n"
+        "“Staff will run their own services from April, and patients will choose who treats "
+        "them.”\n\n"
+        "Unions said they would study the detail before giving the plan their support.\n"
+    )
+    assert _speakers(text) == [
+        ("Kate Author", "Health Secretary Jane Ro"),
+        ("Jane Roe", "“Staff will run their ow"),
+        ("Kate Author", "Unions said they would s"),
+    ]
+
+
+def test_short_quotation_in_the_authors_paragraph_stays_hers():
+    text = (
+        "The minister promised “a new deal” for carers, but the budget for it has not been set "
+        "and councils say they cannot plan the next year without it.\n"
+    )
+    assert _speakers(text) == [("Kate Author", "The minister promised “a")]

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SAMPLE_ARTICLES
+from tests.conftest import ANSWERING_PRECISION, REPO, SAMPLE_ARTICLES
 
 BIN = Path(sys.executable).parent
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=300, cwd=REPO
+        [str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=300, cwd=REPO,
+        env={**os.environ, **env},
     )
 
 
@@ -62,10 +64,16 @@ def test_ingest_json_then_rerun_then_eval(tmp_path: Path) -> None:
     assert answered["rank"] == 1 and answered["speaker"] == "Simon Duffy" and not answered["abstained"]
     assert out_of_scope["abstained"]
 
-    asked = run("qa-ask", "who argues against means-testing?", "--index", str(index), "--json")
+    question = "who argues against means-testing?"
+    asked = run("qa-ask", question, "--index", str(index), "--json", QA_TARGET_PRECISION=str(ANSWERING_PRECISION))
     answer = json.loads(asked.stdout)
     assert answer["passages"][0]["article_id"] == "000_b56ffdfc634a8662"
     assert answer["answer"]["speaker"] == "Simon Duffy" and answer["confidence"] == "high"
+    assert ANSWERING_PRECISION <= answer["probability"] < 1 and "shipped" in answer["calibration"]
+    # At the default bar the same search shows the passages, says how sure it is, and no answer.
+    strict = json.loads(run("qa-ask", question, "--index", str(index), "--json").stdout)
+    assert strict["probability"] == answer["probability"]
+    assert (strict["confidence"] == "high") == (strict["probability"] >= 0.95) == (strict["answer"] is not None)
 
     # Near the archive's subject, but not in it: passages shown as possibly related, no answer.
     unsure = run("qa-ask", "What lifetime cap on care costs did the Dilnot Commission recommend?",

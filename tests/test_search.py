@@ -18,7 +18,8 @@ from index.store import load_index
 from ingest.pipeline import run_ingest
 
 
-def test_means_testing_question_cites_simon_duffy_first(searcher: Searcher) -> None:
+def test_means_testing_question_cites_simon_duffy_first(answering_searcher: Searcher) -> None:
+    searcher = answering_searcher
     result = searcher.search("who argues against means-testing?")
     top = result.passages[0]
     assert not result.abstained

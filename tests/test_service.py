@@ -15,7 +15,7 @@ from index.encoder import Encoder
 from index.store import VERSIONS, current_version_name
 from qa_service.app import create_app
 from qa_service.settings import ServiceSettings
-from tests.conftest import SAMPLE_ARTICLES
+from tests.conftest import ANSWERING_PRECISION, SAMPLE_ARTICLES
 
 TOKEN = "test-token-1234"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -51,7 +51,7 @@ def dirs(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) -> tuple[
 
 @pytest.fixture(scope="module")
 def client(dirs: tuple[Path, Path], encoder: Encoder) -> Iterator[TestClient]:
-    with make_client(*dirs, encoder) as client:
+    with make_client(*dirs, encoder, target_precision=ANSWERING_PRECISION) as client:
         yield client
 
 
@@ -304,6 +304,19 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert f"qa_index_chunks {float(ready['chunks'])}" in text
     assert "qa_ingest_jobs_pending" in text
     assert 'qa_answers_total{confidence="high"}' in text
+
+
+def test_ask_says_how_sure_it_is_and_answers_only_past_the_default_bar(
+    dirs: tuple[Path, Path], encoder: Encoder
+) -> None:
+    with make_client(*dirs, encoder) as strict:  # QA_TARGET_PRECISION at its default, 0.95
+        assert "shipped" in strict.get("/readyz").json()["calibration"]
+        for question in (MEANS_TESTING, "How much have A&E visits gone up?", "Does he trust councils?"):
+            body = strict.post("/ask", json={"question": question}).json()
+            assert 0 < body["probability"] < 1
+            assert (body["confidence"] == "high") == (body["probability"] >= 0.95) == (body["answer"] is not None)
+        nothing = strict.post("/ask", json={"question": "What is the boiling point of tungsten?"}).json()
+        assert nothing["confidence"] == "none" and nothing["probability"] is None
 
 
 def test_cors_allows_only_configured_origins(client: TestClient) -> None:

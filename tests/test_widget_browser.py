@@ -40,7 +40,7 @@ expect = sync_api.expect
 
 from index.settings import Settings  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
-from tests.conftest import REPO, SAMPLE_ARTICLES, free_port, start_qa_serve  # noqa: E402
+from tests.conftest import ANSWERING_PRECISION, REPO, SAMPLE_ARTICLES, free_port, start_qa_serve  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -195,7 +195,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, encoder, site: StaticSite) -> 
     process = start_qa_serve(
         articles, index_dir, port, work / "serve.log",
         QA_CORS_ORIGINS=json.dumps([site.origin]), QA_MAX_QUESTION_CHARS=str(MAX_QUESTION_CHARS),
-        QA_ADMIN_TOKEN=ADMIN_TOKEN,
+        QA_ADMIN_TOKEN=ADMIN_TOKEN, QA_TARGET_PRECISION=str(ANSWERING_PRECISION),
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -680,7 +680,8 @@ def composing_api(tmp_path_factory: pytest.TempPathFactory, sample_index: Path, 
     """`qa-serve` over the sample index with composed answers from the local model (qa-llm's)."""
     work = tmp_path_factory.mktemp("widget-llm")
     port = free_port()
-    process = start_qa_serve(SAMPLE_ARTICLES, sample_index, port, work / "serve.log", QA_LLM_URL=local_llm)
+    process = start_qa_serve(SAMPLE_ARTICLES, sample_index, port, work / "serve.log", QA_LLM_URL=local_llm,
+                             QA_TARGET_PRECISION=str(ANSWERING_PRECISION))
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -1,0 +1,108 @@
+"""The confidence stage on fixed signal values (no index), and the calibration file's rules."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from index.confidence import (
+    CALIBRATION_FILE,
+    FEATURES,
+    Calibration,
+    ConfidencePolicy,
+    Signals,
+    choose_calibration,
+    decide,
+    save_calibration,
+    shipped_calibration,
+)
+from index.errors import QAError
+from index.settings import DEFAULT_MODEL
+
+STRONG = Signals(cosine=0.7, margin=0.4, agree=1, dense_rank=1, lexical_rank=1, same_article=1,
+                 coverage=0.9, sentence_coverage=0.8, followup=0)
+WEAK = Signals(cosine=0.4, margin=0.01, agree=0, dense_rank=0.25, lexical_rank=0.1, same_article=0.33,
+               coverage=0.2, sentence_coverage=0.1, followup=0)
+# A calibration that weighs the margin alone: probability = 1 / (1 + exp(-(20 x margin - 4))).
+MARGIN_ONLY = Calibration(model=DEFAULT_MODEL, features=("margin",), weights=(20.0,), intercept=-4.0, fitted_on={})
+POLICY = ConfidencePolicy(target_precision=0.95, nothing_below=0.25, scoped_nothing_below=0.2)
+
+
+@pytest.mark.parametrize(
+    ("signals", "closest", "scoped", "has_answer", "calibration", "level"),
+    [
+        (STRONG, 0.7, False, True, MARGIN_ONLY, "high"),  # p = 0.98
+        (STRONG, 0.7, False, False, MARGIN_ONLY, "low"),  # no sentence answers: never high
+        (WEAK, 0.4, False, True, MARGIN_ONLY, "low"),  # p = 0.02
+        (STRONG, 0.7, False, True, None, "low"),  # no calibration: never high
+        (STRONG, 0.24, False, True, MARGIN_ONLY, "none"),  # below the floor: nothing shown
+        (STRONG, 0.24, True, True, MARGIN_ONLY, "high"),  # a scoped search's floor is lower
+        (STRONG, 0.19, True, True, MARGIN_ONLY, "none"),
+        (None, 0.7, False, True, MARGIN_ONLY, "none"),  # no passages
+    ],
+)
+def test_decide(signals, closest, scoped, has_answer, calibration, level) -> None:
+    decided, probability = decide(signals, closest, scoped, has_answer, calibration, POLICY)
+    assert decided == level
+    if level == "none" or calibration is None:
+        assert probability is None
+    else:
+        assert probability == pytest.approx(1 / (1 + math.exp(-(20 * signals.margin - 4))))
+
+
+def test_the_target_precision_moves_the_bar_for_high() -> None:
+    # margin 0.3: p = 1 / (1 + e^-2) = 0.881
+    signals = Signals(**{**STRONG.__dict__, "margin": 0.3})
+    assert decide(signals, 0.7, False, True, MARGIN_ONLY, ConfidencePolicy(target_precision=0.95))[0] == "low"
+    assert decide(signals, 0.7, False, True, MARGIN_ONLY, ConfidencePolicy(target_precision=0.85))[0] == "high"
+
+
+def test_a_calibration_survives_the_round_trip_through_its_file(tmp_path: Path) -> None:
+    calibration = Calibration(DEFAULT_MODEL, FEATURES, tuple(float(i) for i in range(len(FEATURES))), -1.5, {"searches": 3})
+    path = save_calibration(tmp_path, calibration)
+    assert path == tmp_path / CALIBRATION_FILE and not list(tmp_path.glob("*.tmp"))
+    assert Calibration.from_json(path.read_text(), str(path)) == calibration
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["not json", "{}", json.dumps({"format": 1, "model": "m", "features": ["cosine"], "weights": [], "intercept": 0}),
+     json.dumps({"format": 1, "model": "m", "features": ["shoe size"], "weights": [1], "intercept": 0}),
+     json.dumps({"format": 99, "model": "m", "features": [], "weights": [], "intercept": 0})],
+)
+def test_a_broken_calibration_file_is_a_clear_error(text: str) -> None:
+    with pytest.raises(QAError, match="not a calibration|unknown or weights"):
+        Calibration.from_json(text, "calibration.json")
+
+
+def test_the_default_model_uses_the_shipped_calibration(tmp_path: Path) -> None:
+    choice = choose_calibration(tmp_path, DEFAULT_MODEL)
+    assert choice.calibration == shipped_calibration()
+    assert choice.calibration.model == DEFAULT_MODEL and "shipped" in choice.reason
+
+
+def test_an_index_calibration_is_used_for_its_model_and_refused_for_another(tmp_path: Path) -> None:
+    own = Calibration("local/other-model", ("margin",), (3.0,), -1.0, {})
+    save_calibration(tmp_path, own)
+    assert choose_calibration(tmp_path, "local/other-model").calibration == own
+
+    # The default model is not what it was fitted for: refused, the shipped one used, and said.
+    refused = choose_calibration(tmp_path, DEFAULT_MODEL)
+    assert refused.calibration == shipped_calibration()
+    assert "fitted for 'local/other-model'" in refused.reason and "not used" in refused.reason
+
+    # A third model has neither: never high, and the reason says how to fix it.
+    none = choose_calibration(tmp_path, "local/third-model")
+    assert none.calibration is None
+    assert "qa-calibrate" in none.reason and "never 'high'" in none.reason
+
+
+def test_the_shipped_calibration_weighs_every_signal_and_says_what_it_was_fitted_on() -> None:
+    shipped = shipped_calibration()
+    assert shipped.features == FEATURES
+    assert shipped.fitted_on["searches"] > 100 and 0 < shipped.fitted_on["right"] < shipped.fitted_on["searches"]
+    # More agreement between the retrievers never lowers the estimate.
+    assert dict(zip(shipped.features, shipped.weights))["agree"] > 0
