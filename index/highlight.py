@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 from index.lexical import analyse
 from index.records import Highlight
@@ -56,11 +56,10 @@ def stands_alone(text: str, start: int, end: int) -> bool:
     return following is None or not following.islower()
 
 
-def _sentences(
+def _scored(
     text: str, term_weights: Mapping[str, float]
-) -> Iterator[tuple[tuple[int, int], str, bool, float, float]]:
-    """(span, sentence, eligible, matched, score) for each sentence of `text`, in order.
-    `eligible`: it can be shown as an answer (`index/sentences.can_be_answer`). `matched`: the
+) -> list[tuple[tuple[int, int], str, float, float]]:
+    """(span, sentence, matched, score) for each sentence of `text`, in order. `matched`: the
     weights of the question's terms it holds, each counted once (BM25's idf: a rare word like
     "defence" says more than "health"). `score`: `matched` over the square root of the
     sentence's length in terms, so a short sentence dense in them wins."""
@@ -68,28 +67,35 @@ def _sentences(
     sentences = [text[start:end] for start, end in spans]
     # One analyse call for all sentences: its per-call cost is most of a sentence's.
     analysed = analyse(sentences) if term_weights else [[] for _ in sentences]
+    out = []
     for span, sentence, terms in zip(spans, sentences, analysed):
-        eligible = can_be_answer(sentence, stands_alone(text, *span))
         matched = sum(term_weights[term] for term in set(terms) if term in term_weights)
-        score = matched / (len(terms) ** 0.5) if terms else 0.0
-        yield span, sentence, eligible, matched, score
+        out.append((span, sentence, matched, matched / (len(terms) ** 0.5) if terms else 0.0))
+    return out
+
+
+def _eligible(text: str, span: tuple[int, int], sentence: str) -> bool:
+    """Whether the sentence can be shown as an answer (`index/sentences.can_be_answer`)."""
+    return can_be_answer(sentence, stands_alone(text, *span))
 
 
 def best_sentence(
     text: str, term_weights: Mapping[str, float], can_answer: Callable[[str], bool] | None = None
 ) -> Highlight:
-    """The sentence to highlight: the one with the best score (`_sentences`), the first on ties.
+    """The sentence to highlight: the one with the best score (`_scored`), the first on ties.
     One that can be shown as an answer comes before any that cannot (a heading, a byline, "2."),
     which is chosen only when the passage has nothing else. With `can_answer` (the question's
     answer type, `index/answer_type.py`), next comes a sentence that shares a term with the
-    question and can answer it."""
-    best, best_key = None, None
-    for span, sentence, eligible, matched, score in _sentences(text, term_weights):
-        typed = matched > 0 and can_answer is not None and can_answer(sentence)
-        key = (eligible, typed, score)
-        if best_key is None or key > best_key:
-            best, best_key = span, key
-    return Highlight(*best)
+    question and can answer it. Sentences are tried best first, so the shape rules run on one
+    or two of them, not on all."""
+    scored = _scored(text, term_weights)
+    typed = [matched > 0 and can_answer is not None and can_answer(sentence) for _, sentence, matched, _ in scored]
+    order = sorted(range(len(scored)), key=lambda i: (not typed[i], -scored[i][3], i))
+    for i in order:
+        span, sentence = scored[i][0], scored[i][1]
+        if _eligible(text, span, sentence):
+            return Highlight(*span)
+    return Highlight(*scored[order[0]][0])
 
 
 def answer_sentence(
@@ -99,10 +105,12 @@ def answer_sentence(
     as an answer, shares at least one of the question's terms and, given `can_answer`, passes
     it. None when no sentence does: better no short answer than a heading or an unrelated
     sentence of a related passage."""
-    best, best_score = None, -1.0
-    for span, sentence, eligible, matched, score in _sentences(text, term_weights):
-        if not eligible or matched <= 0 or (can_answer is not None and not can_answer(sentence)):
+    scored = _scored(text, term_weights)
+    order = sorted(range(len(scored)), key=lambda i: (-scored[i][3], i))
+    for i in order:
+        span, sentence, matched, _ = scored[i]
+        if matched <= 0 or (can_answer is not None and not can_answer(sentence)):
             continue
-        if score > best_score:
-            best, best_score = span, score
-    return None if best is None else Highlight(*best)
+        if _eligible(text, span, sentence):
+            return Highlight(*span)
+    return None
