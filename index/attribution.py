@@ -45,8 +45,13 @@ NAME_FIRST = re.compile(
 PRONOUN = re.compile(rf"\b(?:[Hh]e|[Ss]he)\s+(?:also\s+)?{_VERBS}\b")
 OPEN_QUOTE, CLOSE_QUOTE = "“", "”"
 _QUOTE_MARK = re.compile(f'[{OPEN_QUOTE}{CLOSE_QUOTE}"]')
-# A paragraph (or a sentence) is the quoted person's when quotation makes up this much of it.
+# A paragraph is the quoted person's when quotation makes up this much of it (its passages are
+# searched under their name: a third already makes the paragraph about what they said).
 MIN_QUOTE_SHARE = 1 / 3
+# A sentence shown with a speaker must be that person's words: most of it inside quotation
+# marks. "Dr Michael Dixon admitted to being “an enormous fan of co-operatives”" is the
+# reporter's sentence about him, not something he said.
+SENTENCE_QUOTE_SHARE = 1 / 2
 # A sentence ends at . ! ? followed by a space or the end; text after it is another sentence's.
 _SENTENCE_END = re.compile(r"[.!?…](?=\s|$)")
 
@@ -179,8 +184,7 @@ def sentence_speaker(
 ) -> str | None:
     """Who said `passage_text[start:end]`, as far as the text names them.
 
-    A sentence that is quotation (a third of it inside quotation marks, as for a paragraph in
-    ingest/segment.py) is the words of the person the text attributes that quotation to
+    A sentence that is quotation (at least half of it inside quotation marks) is the words of the person the text attributes that quotation to
     right there: before it in its sentence ("Ed Miliband and Andy Burnham say “…”", "Said Mr
     Mayo: “…"), just after it ("“…,” he added"), in the line a colon ends before it, or as the
     paragraph a quotation left open continues. When the text names no one there it is the
@@ -222,7 +226,7 @@ def _main_quote(
     text: str, paragraphs: list[_Paragraph], start: int, end: int
 ) -> tuple[int, int] | None:
     """(paragraph index, quote index) of the quotation that holds most of the sentence, when
-    quotation (all of it together) makes up at least MIN_QUOTE_SHARE of its characters; None
+    quotation (all of it together) makes up at least SENTENCE_QUOTE_SHARE of its characters; None
     for a sentence outside quotation."""
     best, best_inside, total = None, 0, 0
     for p, paragraph in enumerate(paragraphs):
@@ -233,7 +237,7 @@ def _main_quote(
             total += inside
             if inside > best_inside:
                 best, best_inside = (p, q), inside
-    return best if total / max(len(text[start:end].strip()), 1) >= MIN_QUOTE_SHARE else None
+    return best if total / max(len(text[start:end].strip()), 1) >= SENTENCE_QUOTE_SHARE else None
 
 
 def _quote_speakers(

@@ -83,7 +83,9 @@ def _corpus_speaker(corpus, people, key: str, phrase: str, with_section: bool = 
         ("002", "Countries like Japan and Spain", "Ed Mayo"),
         ("002", "However there will need to be a radical step forward", "Ed Mayo"),
         ("002", "The devil is in the detail", "Ed Mayo"),
-        ("002", "an enormous fan of co-operatives", "Michael Dixon"),
+        # A sentence mostly in the reporter's words about him, with a few of his quoted: the
+        # reporter's, so no one is named as having said it.
+        ("002", "an enormous fan of co-operatives", None),
         # Reported speech is the writer's (this article has no byline), not a quotation.
         ("002", "He also said that primary care had a very good track record", None),
         ("002", "walking through wet cement", None),
@@ -111,6 +113,15 @@ def test_memoir_in_an_author_passage_is_nobodys(corpus):
         span = _sentence(passage, phrase)
         got = sentence_speaker(passage, *span, "Simon Duffy", BODY, "Simon Duffy")
         assert got == speaker, phrase
+
+
+def test_a_sentence_is_the_quoted_persons_only_when_most_of_it_is_quotation() -> None:
+    mostly = "Ms Roe said: “We will open the clinic at nine and keep it open until late.”"
+    partly = "At the launch on Tuesday morning in the town hall Ms Jane Roe called it “a good start”."
+    for sentence, speaker in [(mostly, "Jane Roe"), (partly, None)]:
+        passage = "Jane Roe runs the clinic.\n" + sentence
+        start = passage.index(sentence)
+        assert sentence_speaker(passage, start, len(passage), None, BODY, None) == speaker, sentence
 
 
 def test_without_section_a_passage_keeps_its_speaker_outside_quotation(corpus, people):
