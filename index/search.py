@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 
 from index.answer import short_answer, term_share
 from index.answer_type import answer_filter
+from index.candidates import Candidates
 from index.confidence import CalibrationChoice, Signals, choose_calibration, decide, shows_nothing
 from index.conversation import (
     HISTORY_TURNS_USED,
@@ -32,20 +32,19 @@ from index.conversation import (
 )
 from index.encoder import Encoder
 from index.errors import IndexMismatchError, InvalidQueryError
-from index.fusion import Fused, fuse
+from index.fusion import Fused
 from index.highlight import best_sentence
-from index.lexical import RowScores, analyse
-from index.people import PersonNames
+from index.lexical import analyse
 from index.policy import SearchPolicy
-from index.records import COMMENT, SECTIONS, Filters, Passage, SearchResult
+from index.records import COMMENT, Filters, Passage, SearchResult
 from index.rerank import Reranker, rerank
-from index.row_groups import RowBonus, RowGroups, intersect
+from index.row_groups import RowBonus, intersect
+from index.row_index import RowIndex
 from index.segment import lexical_text
 from index.settings import SearchMode, Settings
 from index.store import IndexVersion
 
 QUERY_VECTORS = 1024  # question vectors a searcher keeps (1.5 KB each)
-LEXICAL_THREADS = 2  # BM25 jobs of concurrent questions run at once (QA_PARALLEL_LEXICAL)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 # Words with which a reader asks about the comments under an article rather than the article.
@@ -100,36 +99,10 @@ class Searcher:
         # A follow-up searches its conversation's earlier questions again, and readers repeat
         # popular questions: their vectors are kept (the model is the version's, so per searcher).
         self._query_vector = functools.lru_cache(maxsize=QUERY_VECTORS)(encoder.encode_query)
-        # A question's BM25 runs here while its vector is computed (`_rank`); the threads end
-        # when the searcher is dropped for a new version.
-        self._lexical_pool = (
-            ThreadPoolExecutor(max_workers=LEXICAL_THREADS, thread_name_prefix="bm25")
-            if settings.parallel_lexical else None
-        )
+        self._candidates = Candidates(index, self._query_vector, settings.parallel_lexical)
         index.dense.set_search_params(settings.ivf_nprobe, settings.hnsw_ef_search)
-        # Rows grouped by article, speaker and section, once per version, so that filters,
-        # a follow-up's articles and bonuses are row sets, not passes over every row. The
-        # chunk table's columns are vectorised (no Chunk per row: that took seconds and
-        # hundreds of MB at a million chunks), and a speaker is coded once per distinct name.
-        table = index.chunks
-        self._article_ids = table.article_ids
-        self._by_article = RowGroups(table.article_index, len(index.articles.dates))
-        self._speaker_codes: dict[str, int] = {}
-        names: set[str] = set()
-
-        def speaker_code(name: str | None) -> int:
-            if name:
-                names.add(name)
-            return self._speaker_codes.setdefault((name or "").casefold(), len(self._speaker_codes))
-
-        codes = table.map_speakers(speaker_code).astype(np.int64)
-        self._by_speaker = RowGroups(codes, len(self._speaker_codes))
-        self._people = PersonNames(names)
-        section_codes = np.zeros(len(table), dtype=np.int64)
-        for code, section in enumerate(SECTIONS):
-            section_codes[table.sections == section] = code
-        self._by_section = RowGroups(section_codes, len(SECTIONS))
-        self._comment_bonus = RowBonus.of(self._by_section.rows(SECTIONS.index(COMMENT)), self.policy.comment_bonus)
+        self._rows = RowIndex(index)
+        self._comment_bonus = RowBonus.of(self._rows.of_section(COMMENT), self.policy.comment_bonus)
 
     @property
     def version(self) -> str:
@@ -171,7 +144,7 @@ class Searcher:
             raise InvalidQueryError(f"top_k must be at least 1, got {top_k}")
         earlier = checked_history(history)
         mode = mode or self.settings.search_mode
-        allowed = self._allowed(filters or Filters())
+        allowed = self._rows.allowed(filters or Filters())
 
         context = None
         if earlier and refers_back(question) is not None:
@@ -187,7 +160,7 @@ class Searcher:
         weights = self._term_weights(question)
         can_answer = answer_filter(question)
         passages = self._passages(turn, weights, can_answer)
-        answer = short_answer(question, passages[0], weights, can_answer, self._people)
+        answer = short_answer(question, passages[0], weights, can_answer, self._rows.people)
         signals = self._signals(question, turn, weights, answer)
         confidence, probability = decide(
             signals, turn.closest, turn.scoped, answer is not None,
@@ -221,8 +194,8 @@ class Searcher:
         # Where each retriever alone put the first passage (the first fused candidate).
         ranks = [turn.fused.retriever_rank(0, dense) if turn.fused else None for dense in (True, False)]
         dense_rank, lexical_rank = (1.0 / r if r else 0.0 for r in ranks)
-        first_article = self._article_ids[first_row]
-        same_article = sum(self._article_ids[row] == first_article for row, _ in turn.chosen[:3])
+        first_article = self._rows.article_ids[first_row]
+        same_article = sum(self._rows.article_ids[row] == first_article for row, _ in turn.chosen[:3])
         # A follow-up's own words say little ("Why?"): its coverage is read in context.
         coverage_weights = self._term_weights(turn.in_context) if turn.in_context else weights
         chunk = self.index.chunks[first_row]
@@ -257,7 +230,7 @@ class Searcher:
         if depth < 1:
             raise InvalidQueryError(f"depth must be at least 1, got {depth}")
         mode = mode or self.settings.search_mode
-        allowed = self._allowed(filters or Filters())
+        allowed = self._rows.allowed(filters or Filters())
         candidates = max(depth, self.policy.candidates)
         bonus = self._question_bonus(question)
         fused = self._rank(question, allowed, mode, bonus, candidates=candidates)
@@ -287,7 +260,7 @@ class Searcher:
             named = []
             for chunk in shown:
                 sentence = best_sentence(chunk.text, weights)
-                named += self._people.mentioned(chunk.text[sentence.start : sentence.end])
+                named += self._rows.people.mentioned(chunk.text[sentence.start : sentence.end])
             people = tuple(dict.fromkeys(([speaker] if speaker else []) + named))
             articles = tuple(dict.fromkeys(chunk.article_id for chunk in shown))
             if context is not None and reference is not None:
@@ -337,9 +310,8 @@ class Searcher:
         apply. A passage counts as close when it is close to the follow-up itself or to the
         follow-up read after the question that set the context ("How does the author reply
         to this commenter?" says little on its own)."""
-        numbers = [self.index.articles.number(a) for a in context.articles]
-        scope = intersect(self._by_article.union([n for n in numbers if n is not None]), allowed)
-        best_article = self._by_article.rows(-1 if numbers[0] is None else numbers[0])
+        scope = intersect(self._rows.of_articles(context.articles), allowed)
+        best_article = self._rows.of_articles(context.articles[:1])
         bonus = RowBonus.total(
             RowBonus.of(best_article, self.policy.article_bonus),
             self._person_bonus(context, reference, scope),
@@ -358,6 +330,19 @@ class Searcher:
             chosen, fused, query_vector, closest=float(np.max(cosines)), first_cosine=float(cosines[0]),
             scoped=True, in_context=in_context,
         )
+
+    def _rank(
+        self,
+        question: str,
+        allowed: np.ndarray | None,
+        mode: SearchMode,
+        bonus: RowBonus | None = None,
+        candidates: int | None = None,
+        also_lexical: tuple[str, float] | None = None,
+    ) -> Fused:
+        """The candidates stage with the policy's pool size and fusion weight."""
+        n = candidates or self.policy.candidates
+        return self._candidates.fused(question, allowed, mode, n, self.policy.dense_weight, bonus, also_lexical)
 
     def _reranked(self, question: str, fused: Fused) -> Fused:
         """`fused` reordered by the reranker over its first `candidates` rows, when one is set."""
@@ -387,8 +372,7 @@ class Searcher:
         people = {"person": context.people, "author": (author,) if author else (), "thing": ()}[reference]
         if not people:
             return None
-        codes = [self._speaker_codes.get(person.casefold(), -1) for person in people]
-        spoken = self._by_speaker.union(codes)
+        spoken = self._rows.of_speakers(people)
         if reference != "person":
             return RowBonus.of(spoken, self.policy.speaker_bonus)
         surnames = self.index.lexical.query(" ".join(person.split()[-1] for person in people))
@@ -400,107 +384,13 @@ class Searcher:
         question about them; None when there is none."""
         return self._comment_bonus if _COMMENT_CUE.search(question) else None
 
-    def _allowed(self, filters: Filters) -> np.ndarray | None:
-        """The rows `filters` allow, ascending; None when they allow everything."""
-        if filters.empty:
-            return None
-        unknown = set(filters.sections or ()) - set(SECTIONS)
-        if unknown:
-            raise InvalidQueryError(f"unknown section {sorted(unknown)}; sections are {list(SECTIONS)}")
-        by_article = by_speaker = by_section = by_date = None
-        if filters.article_ids:
-            numbers = [self.index.articles.number(a) for a in filters.article_ids]
-            by_article = self._by_article.union([n for n in numbers if n is not None])
-        if filters.speakers:
-            codes = [self._speaker_codes.get(s.casefold(), -1) for s in filters.speakers]
-            by_speaker = self._by_speaker.union(codes)
-        if filters.sections:
-            by_section = self._by_section.union([SECTIONS.index(s) for s in filters.sections])
-        if filters.date_from or filters.date_to:
-            by_date = self._by_article.union(self._articles_dated(filters.date_from, filters.date_to))
-        return intersect(by_article, by_speaker, by_section, by_date)
-
-    def _articles_dated(self, first: str | None, last: str | None) -> np.ndarray:
-        """Numbers of the articles dated from `first` to `last` (inclusive; undated ones never)."""
-        order, dates = self._articles_by_date
-        low = np.searchsorted(dates, first or "", side="left")
-        low = max(int(low), int(np.searchsorted(dates, "", side="right")))  # skip the undated
-        high = np.searchsorted(dates, last, side="right") if last else len(dates)
-        return order[low:high]
-
-    @functools.cached_property
-    def _articles_by_date(self) -> tuple[np.ndarray, np.ndarray]:
-        """Article numbers in date order, and their dates to the day (built on the first date
-        filter): an article dated "2021-03-04T10:00:00Z" is on 2021-03-04."""
-        dates = self.index.articles.dates.astype("U10")
-        order = np.argsort(dates, kind="stable")
-        return order, dates[order]
-
-    def _rank(
-        self,
-        question: str,
-        allowed: np.ndarray | None,
-        mode: SearchMode,
-        bonus: RowBonus | None = None,
-        candidates: int | None = None,
-        also_lexical: tuple[str, float] | None = None,
-    ) -> Fused:
-        """The candidates of both retrievers (the union of each one's top `candidates`), fused
-        (index/fusion.py). `bonus` (the person a follow-up refers to, reader comments for a
-        question about them) adds the favoured rows' own best candidates and is added to their
-        scores. `also_lexical` (text, weight) adds that text's BM25 scores, times the weight,
-        to the question's."""
-        n = candidates or self.policy.candidates
-        favoured = None if bonus is None else intersect(bonus.rows, allowed)
-        # BM25 needs no vector: it runs on another thread while the question is embedded.
-        lexical_job = None
-        if mode in ("hybrid", "lexical") and self._lexical_pool is not None:
-            lexical_job = self._lexical_pool.submit(self._lexical, question, allowed, favoured, n, also_lexical)
-        found = []
-        query_vector = None
-        if mode in ("hybrid", "dense"):
-            query_vector = self._query_vector(question)
-            found.append(self.index.dense.search(query_vector, n, allowed)[0])
-            if favoured is not None:
-                found.append(self.index.dense.search(query_vector, n, favoured)[0])
-        lexical = None
-        if mode in ("hybrid", "lexical"):
-            if lexical_job is not None:
-                lexical, lexical_found = lexical_job.result()
-            else:
-                lexical, lexical_found = self._lexical(question, allowed, favoured, n, also_lexical)
-            found += lexical_found
-        rows = np.unique(np.concatenate(found)).astype(np.int64)
-        weight = {"dense": 1.0, "lexical": 0.0}.get(mode, self.policy.dense_weight)
-        return fuse(
-            rows,
-            None if query_vector is None else self.index.vectors[rows] @ query_vector,
-            None if lexical is None else lexical.at(rows),
-            weight,
-            None if bonus is None else bonus.at(rows),
-            None if bonus is None else bonus.largest,
-        )
-
-    def _lexical(
-        self,
-        question: str,
-        allowed: np.ndarray | None,
-        favoured: np.ndarray | None,
-        n: int,
-        also: tuple[str, float] | None,
-    ) -> tuple[RowScores, list[np.ndarray]]:
-        """The question's BM25 scores and its top `n` rows (and the favoured rows' own)."""
-        scores = self.index.lexical.score(self.index.lexical.query(question, also=also), allowed)
-        top = [scores.top(n)] + ([scores.top(n, among=favoured)] if favoured is not None else [])
-        return scores, top
-
     def _cap_per_article(
         self, ranked: list[tuple[int, float]], top_k: int
     ) -> list[tuple[int, float]]:
         taken: dict[str, int] = defaultdict(int)
         chosen = []
         for row, score in ranked:
-            article = self._article_ids[row]
+            article = self._rows.article_ids[row]
             if taken[article] < self.policy.per_article_cap:
                 taken[article] += 1
                 chosen.append((row, score))

@@ -5,8 +5,11 @@ filesystem), in the order that keeps every reader consistent:
    one already there is the same), each under a temporary name, then renamed;
 2. copy the version directory the same way;
 3. load and verify it there (every checksum, every count), as a replica would;
-4. only then move the destination's CURRENT, atomically;
-5. copy the question path the source's ingest exported (`cache/query-model`), when the
+4. copy the source's calibration (`calibration.json`, qa-calibrate), when it has one and the
+   destination's differs, so that the replica's servers are as sure as the source's;
+5. only then move the destination's CURRENT, atomically (servers read the calibration when
+   they load the new version);
+6. copy the question path the source's ingest exported (`cache/query-model`), when the
    destination has none or another (the model changed), so that its servers need not export
    it (and load torch) to start.
 
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from index import store
 from index.cli import run_cli
+from index.confidence import CALIBRATION_FILE
 from index.errors import IndexNotFoundError, QAError
 from index.query_model import IN_INDEX, META_FILE
 from index.segment import SEGMENTS, TMP_PREFIX, fsync_dir, fsync_file
@@ -68,10 +72,27 @@ def ship_version(source: Path, dest: Path, version: str | None = None, keep_vers
             if new_version:
                 shutil.rmtree(dest / store.VERSIONS / version, ignore_errors=True)
             raise
+        size += _ship_calibration(source / CALIBRATION_FILE, dest / CALIBRATION_FILE)
         store.point_current(dest, version)
         store.prune(dest, keep_versions)
         size += _ship_question_path(source / IN_INDEX, dest / IN_INDEX)
     return ShipReport(version, copied, present, size)
+
+
+def _ship_calibration(here: Path, there: Path) -> int:
+    """Copy the calibration file `here` over `there` in one step unless they are the same; the
+    bytes copied (none when the source has no calibration of its own)."""
+    if not here.is_file():
+        return 0
+    data = here.read_bytes()
+    if there.is_file() and there.read_bytes() == data:
+        return 0
+    tmp = there.with_name(f"{TMP_PREFIX}{there.name}")
+    tmp.write_bytes(data)
+    fsync_file(tmp)
+    tmp.replace(there)
+    fsync_dir(there.parent)
+    return len(data)
 
 
 def _ship_question_path(here: Path, there: Path) -> int:

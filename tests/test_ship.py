@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from index.confidence import CALIBRATION_FILE, Calibration, choose_calibration, save_calibration
 from index.encoder import Encoder
 from index.errors import IndexCorruptError
 from index.query_model import IN_INDEX, META_FILE
@@ -54,6 +55,22 @@ def test_ship_copies_what_is_missing_and_moves_the_pointer_last(
     assert current_version_name(dest) == second.version != report.version
     assert not (dest / SEGMENTS / newest.name).exists()
     assert "weekends" not in load_index(dest).articles["clinic"].text
+
+
+def test_ship_brings_the_source_calibration_along(tmp_path: Path, sample_index: Path, encoder: Encoder) -> None:
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    shutil.copytree(sample_index, source)
+    ship_version(source, dest)
+    assert not (dest / CALIBRATION_FILE).exists()  # the source has none of its own: nothing to copy
+
+    own = Calibration(load_index(source).manifest.model, ("margin",), (4.0,), -1.0, {"searches": 10})
+    save_calibration(source, own)
+    (tmp_path / "clinic.txt").write_text(CLINIC, encoding="utf-8")
+    run_update([tmp_path / "clinic.txt"], Settings(index_dir=source), encoder, progress=False)
+    ship_version(source, dest)
+    assert (dest / CALIBRATION_FILE).read_bytes() == (source / CALIBRATION_FILE).read_bytes()
+    assert choose_calibration(dest, own.model).calibration == own
+    assert not list(dest.glob(f"{TMP_PREFIX}*"))
 
 
 def test_qa_ship_reports_what_it_did_and_refuses_a_missing_index(tmp_path: Path, sample_index: Path) -> None:
