@@ -4,20 +4,26 @@ with the index.
 Each labelled question (the `qa-eval` format: single questions and conversations, with
 `must_contain_any` spans) is searched as the service searches it; the signals the confidence
 stage read are kept with whether the first passage answers (an out-of-scope question's never
-does). A logistic regression (scikit-learn, L2-regularised, its strength chosen by
-cross-validated log loss on the fitting questions) maps the signals to that probability. Logistic rather than isotonic: six signals, a few hundred questions, and weights
-a reader can inspect and argue with; isotonic regression would need one score to begin with
-and many more labels per step of its staircase.
+does). A logistic regression (scikit-learn, L2-regularised) maps the signals to that
+probability. Logistic rather than isotonic: nine signals, a few hundred questions about the
+archive, and weights a reader can inspect and argue with.
 
-    qa-calibrate TUNE.jsonl [MORE.jsonl ...] --index IDX
+Questions about other collections (`--also QUESTIONS=INDEX`: a public benchmark's training
+split, searched on that benchmark's index built with the same model) add examples of the
+same signals; they are never what the fit is judged on. The regularisation strength and the
+weight of those examples are chosen by cross-validated log loss over the archive's own
+questions alone: each fold is predicted by a fit on the other folds plus every other
+collection's examples.
 
-Fit on questions you do not report figures on; `--folds` prints what cross-validation on the
-fitting questions says the target precision buys, for a first look."""
+    qa-calibrate TUNE.jsonl [MORE.jsonl ...] --index IDX [--also SQUAD.jsonl=SQUAD_IDX]
+
+Fit on questions you do not report figures on."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from index.confidence import FEATURES, Calibration, CalibrationChoice, Signals, save_calibration
+from index.errors import QAError
 from index.evaluate import EvalSet, first_passage_right, read_eval_set
 from index.search import Searcher
 
-# Inverse regularisation strengths tried; cross-validated log loss on the fitting questions
-# picks one (the signals all lie in [0, 1], so one scale suits them all).
+# Inverse regularisation strengths tried (the signals all lie in [0, 1], so one scale suits
+# them all), and the weights tried for another collection's examples: each 1, or all of them
+# together as much as the archive's own.
 STRENGTHS = (0.1, 1.0, 10.0, 100.0)
+OTHER_WEIGHTS = ("each 1", "balanced")
+FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -58,42 +68,69 @@ def collect(searcher: Searcher, eval_set: EvalSet, top_k: int | None = None) -> 
     return examples
 
 
-def fit(examples: Sequence[Example], model: str, fitted_on: dict, features: tuple[str, ...] = FEATURES) -> Calibration:
-    """A logistic regression of rightness on the signals."""
-    # Only qa-calibrate needs scikit-learn: a served search applies the stored weights.
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV
+@dataclass(frozen=True)
+class Fit:
+    """A fitted calibration, the setting cross-validation chose, and each own example's
+    (probability, right) from the fit that did not see it."""
 
-    x, y = _matrix(examples, features)
-    if min(y.sum(), len(y) - y.sum()) < 5:
-        raise ValueError(
-            f"{len(y)} searches with {int(y.sum())} first passages right: at least 5 right and "
-            "5 wrong are needed to fit on"
+    calibration: Calibration
+    strength: float
+    other_weight: str
+    held_out: list[tuple[float, bool]]
+
+
+def fit(
+    own: Sequence[Example], other: Sequence[Example], model: str, fitted_on: dict,
+    features: tuple[str, ...] = FEATURES,
+) -> Fit:
+    """A logistic regression of rightness on the signals of `own` (the archive's questions)
+    and `other` (other collections'), its strength and the weight of `other` chosen by
+    cross-validated log loss over `own` alone."""
+    # Only qa-calibrate needs scikit-learn: a served search applies the stored weights.
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    x, y = _matrix(own, features)
+    positives = int(y.sum())
+    if min(positives, len(y) - positives) < FOLDS:
+        raise QAError(
+            f"{len(y)} searches of the archive's own questions with {positives} first passages "
+            f"right: at least {FOLDS} right and {FOLDS} wrong are needed to fit on"
         )
-    search = GridSearchCV(LogisticRegression(max_iter=1000), {"C": list(STRENGTHS)}, cv=5, scoring="neg_log_loss")
-    regression = search.fit(x, y).best_estimator_
-    return Calibration(
+    folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(x, y))
+    best = None
+    for strength, weighting in itertools.product(STRENGTHS, OTHER_WEIGHTS if other else OTHER_WEIGHTS[:1]):
+        held_out = np.zeros(len(y))
+        for train, test in folds:
+            regression = _regression([own[i] for i in train], other, features, strength, weighting)
+            held_out[test] = regression.predict_proba(x[test])[:, 1]
+        loss = log_loss(y, held_out)
+        if best is None or loss < best[0]:
+            best = (loss, strength, weighting, held_out)
+    loss, strength, weighting, held_out = best
+    regression = _regression(own, other, features, strength, weighting)
+    calibration = Calibration(
         model=model,
         features=features,
         weights=tuple(round(float(w), 6) for w in regression.coef_[0]),
         intercept=round(float(regression.intercept_[0]), 6),
-        fitted_on=fitted_on | {"strength_c": float(regression.C)},
+        fitted_on=fitted_on | {"strength_c": strength, "other_weight": weighting,
+                               "cross_validated_log_loss": round(float(loss), 4)},
     )
+    return Fit(calibration, strength, weighting, list(zip(held_out.tolist(), y.astype(bool).tolist())))
 
 
-def cross_validated(examples: Sequence[Example], folds: int, model: str) -> list[tuple[float, bool]]:
-    """(probability, right) for each example from a calibration fitted without its fold."""
-    order = np.arange(len(examples)) % folds
-    pairs: list[tuple[float, bool]] = []
-    for fold in range(folds):
-        train = [e for e, f in zip(examples, order) if f != fold]
-        calibration = fit(train, model, {})
-        pairs += [(calibration.probability(e.signals), e.right) for e, f in zip(examples, order) if f == fold]
-    return pairs
+def _regression(own: Sequence[Example], other: Sequence[Example], features, strength: float, weighting: str):
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _matrix(list(own) + list(other), features)
+    other_weight = 1.0 if weighting == "each 1" else len(own) / max(len(other), 1)
+    weights = np.concatenate([np.ones(len(own)), np.full(len(other), other_weight)])
+    return LogisticRegression(C=strength, max_iter=2000).fit(x, y, sample_weight=weights)
 
 
 def _matrix(examples: Sequence[Example], features: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    x = np.array([e.signals.values(features) for e in examples], dtype=np.float64)
+    x = np.array([e.signals.values(features) for e in examples], dtype=np.float64).reshape(-1, len(features))
     y = np.array([e.right for e in examples], dtype=np.int64)
     return x, y
 
@@ -104,46 +141,70 @@ def precision_at(pairs: Sequence[tuple[float, bool]], threshold: float) -> tuple
     return len(kept), (sum(kept) / len(kept) if kept else None)
 
 
+def _also(value: str) -> tuple[Path, Path]:
+    questions, sep, index = value.rpartition("=")
+    if not sep or not questions or not index:
+        raise argparse.ArgumentTypeError(f"expected QUESTIONS.jsonl=INDEX_DIR, got {value!r}")
+    return Path(questions), Path(index)
+
+
 def main(argv: list[str] | None = None) -> int:
     from index.cli import _open, run_cli  # the CLIs share how an index is opened and errors shown
 
     parser = argparse.ArgumentParser(prog="qa-calibrate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("labelled", type=Path, nargs="+", help="JSONL files of labelled questions (qa-eval's format)")
+    parser.add_argument("labelled", type=Path, nargs="+", help="JSONL files of labelled questions about this index (qa-eval's format)")
     parser.add_argument("--index", type=Path, help="index folder (default: $QA_INDEX_DIR or data/index)")
+    parser.add_argument(
+        "--also", type=_also, action="append", default=[], metavar="QUESTIONS=INDEX",
+        help="labelled questions about another collection, searched on its own index (same model); "
+        "they add examples, and the fit is still judged on this index's questions",
+    )
     parser.add_argument("--out", type=Path, help="write the calibration here instead of into the index folder")
-    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds for the printed estimate (0: none)")
     args = parser.parse_args(argv)
     args.mode = None
 
     def body() -> int:
-        searcher = _open(args, CalibrationChoice(None, "being fitted"))
+        unfitted = CalibrationChoice(None, "being fitted")
+        searcher = _open(args, unfitted)
         model = searcher.index.manifest.model
-        examples: list[Example] = []
-        for path in args.labelled:
-            found = collect(searcher, read_eval_set(path))
-            print(f"{path}: {len(found)} searches, {sum(e.right for e in found)} with the first passage right")
-            examples += found
+        others = []
+        for path, index in args.also:
+            other_searcher = _open(argparse.Namespace(index=index), unfitted)
+            if other_searcher.index.manifest.model != model:
+                raise QAError(f"{index} was built with {other_searcher.index.manifest.model!r}, not {model!r}: "
+                              "its signals say nothing about this model's")
+            others.append((other_searcher, path))
+        own = [e for path in args.labelled for e in _collected(searcher, path)]
+        other = [e for other_searcher, path in others for e in _collected(other_searcher, path)]
         fitted_on = {
-            "files": [p.name for p in args.labelled],
-            "searches": len(examples),
-            "right": sum(e.right for e in examples),
+            "files": [p.name for p in args.labelled], "searches": len(own), "right": sum(e.right for e in own),
+            "also": [p.name for p, _ in args.also], "also_searches": len(other),
             "date": dt.date.today().isoformat(),
         }
-        calibration = fit(examples, model, fitted_on)
+        result = fit(own, other, model, fitted_on)
+        calibration = result.calibration
         for name, weight in zip(calibration.features, calibration.weights):
             print(f"  {name:>18} {weight:+.3f}")
         print(f"  {'intercept':>18} {calibration.intercept:+.3f}")
-        if args.folds > 1:
-            pairs = cross_validated(examples, args.folds, model)
-            target = searcher.policy.confidence.target_precision
-            kept, precision = precision_at(pairs, target)
-            shown = "-" if precision is None else f"{precision:.3f}"
-            print(f"cross-validated ({args.folds} folds, on the fitting questions): {kept} of "
-                  f"{len(pairs)} reach {target}, precision {shown}")
-        path = args.out or save_calibration(searcher.index.path.parent.parent, calibration)
+        target = searcher.policy.confidence.target_precision
+        kept, precision = precision_at(result.held_out, target)
+        shown = "-" if precision is None else f"{precision:.3f}"
+        print(f"chosen by cross-validated log loss on this index's questions: C {result.strength}, "
+              f"other collections' examples weighted {result.other_weight}")
+        print(f"cross-validated ({FOLDS} folds, on the fitting questions): {kept} of {len(result.held_out)} "
+              f"reach {target}, precision {shown}")
         if args.out:
             args.out.write_text(calibration.to_json(), encoding="utf-8")
+            path = args.out
+        else:
+            path = save_calibration(searcher.index.path.parent.parent, calibration)
         print(f"calibration for {model} written to {path}")
         return 0
 
     return run_cli("qa-calibrate", body)
+
+
+def _collected(searcher: Searcher, path: Path) -> list[Example]:
+    found = collect(searcher, read_eval_set(path))
+    print(f"{path}: {len(found)} searches, {sum(e.right for e in found)} with the first passage right")
+    return found

@@ -41,13 +41,15 @@ def test_qa_calibrate_fits_and_stores_a_calibration_the_searcher_then_uses(
 ) -> None:
     index = tmp_path / "index"
     shutil.copytree(sample_index, index)
-    fitted = run("qa-calibrate", str(TUNE), "--index", str(index), "--folds", "3")
+    # The same questions stand in for another collection's (--also): they add examples.
+    fitted = run("qa-calibrate", str(TUNE), "--index", str(index), "--also", f"{TUNE}={sample_index}")
     assert fitted.returncode == 0, fitted.stderr
-    assert "with the first passage right" in fitted.stdout and "cross-validated (3 folds" in fitted.stdout
+    assert "with the first passage right" in fitted.stdout and "cross-validated (5 folds" in fitted.stdout
 
     stored = Calibration.from_json((index / CALIBRATION_FILE).read_text(), "stored")
     assert stored.model == DEFAULT_MODEL and stored.fitted_on["files"] == [TUNE.name]
-    assert stored.fitted_on["searches"] >= 100
+    assert stored.fitted_on["searches"] >= 100 and stored.fitted_on["also_searches"] == stored.fitted_on["searches"]
+    assert stored.fitted_on["other_weight"] in ("each 1", "balanced")
 
     searcher = Searcher(load_index(index), encoder, Settings(index_dir=index))
     assert searcher.calibration.calibration == stored and "qa-calibrate" in searcher.calibration.reason
@@ -67,7 +69,7 @@ def test_qa_calibrate_refuses_a_file_that_is_not_labelled_questions(sample_index
 
 
 @pytest.mark.slow
-def test_a_model_without_a_calibration_never_answers_high(tmp_path: Path) -> None:
+def test_a_model_without_a_calibration_never_answers_high(tmp_path: Path, sample_index: Path) -> None:
     # The same weights under another name (a local path) are another model to the service:
     # the shipped calibration is not for it, so nothing it says is "high".
     model = resolve_model_path(DEFAULT_MODEL)
@@ -91,3 +93,9 @@ def test_a_model_without_a_calibration_never_answers_high(tmp_path: Path) -> Non
     assert asked.returncode == 0, asked.stderr
     body = json.loads(asked.stdout)
     assert body["confidence"] == "low" and "no calibration" in body["calibration"]
+
+    # Another model's index cannot lend its questions to this one's calibration.
+    refused = run("qa-calibrate", str(TUNE), "--index", str(sample_index), "--also", f"{TUNE}={settings.index_dir}",
+                  "--out", str(tmp_path / "never.json"))
+    assert refused.returncode == 1 and "was built with" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "never.json").exists()
