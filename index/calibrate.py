@@ -33,6 +33,7 @@ import numpy as np
 from index.confidence import FEATURES, Calibration, CalibrationChoice, Signals, save_calibration
 from index.errors import QAError
 from index.evaluate import EvalSet, first_passage_right, read_eval_set
+from index.reliability import curve_point
 from index.search import Searcher
 
 # Inverse regularisation strengths tried (the signals all lie in [0, 1], so one scale suits
@@ -135,12 +136,6 @@ def _matrix(examples: Sequence[Example], features: tuple[str, ...]) -> tuple[np.
     return x, y
 
 
-def precision_at(pairs: Sequence[tuple[float, bool]], threshold: float) -> tuple[int, float | None]:
-    """How many pairs reach `threshold`, and the share of them that are right."""
-    kept = [right for p, right in pairs if p >= threshold]
-    return len(kept), (sum(kept) / len(kept) if kept else None)
-
-
 def _also(value: str) -> tuple[Path, Path]:
     questions, sep, index = value.rpartition("=")
     if not sep or not questions or not index:
@@ -187,12 +182,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:>18} {weight:+.3f}")
         print(f"  {'intercept':>18} {calibration.intercept:+.3f}")
         target = searcher.policy.confidence.target_precision
-        kept, precision = precision_at(result.held_out, target)
-        shown = "-" if precision is None else f"{precision:.3f}"
+        point = curve_point(result.held_out, target, answerable=sum(right for _, right in result.held_out))
+        shown = "-" if point.precision is None else f"{point.precision:.3f}"
         print(f"chosen by cross-validated log loss on this index's questions: C {result.strength}, "
               f"other collections' examples weighted {result.other_weight}")
-        print(f"cross-validated ({FOLDS} folds, on the fitting questions): {kept} of {len(result.held_out)} "
-              f"reach {target}, precision {shown}")
+        print(f"cross-validated ({FOLDS} folds, on the fitting questions): {point.answered} of "
+              f"{len(result.held_out)} reach {target}, precision {shown}")
         if args.out:
             args.out.write_text(calibration.to_json(), encoding="utf-8")
             path = args.out

@@ -2,8 +2,9 @@
 pairs and (confidence level, right) pairs, with no knowledge of searches or files.
 
 `index/evaluate.py` builds the pairs ("right" = the first passage answers the question; an
-out-of-scope question is never right) and the calibration fit reuses the same measures, so
-the figures a fit is judged by and the figures `qa-eval` prints cannot drift apart.
+out-of-scope question is never right), and `qa-calibrate` prints its cross-validated
+precision with the same `curve_point`, so the figures a fit is judged by and the figures
+`qa-eval` prints cannot drift apart.
 """
 
 from __future__ import annotations
