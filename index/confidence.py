@@ -137,6 +137,15 @@ def choose_calibration(index_dir: Path, model: str) -> CalibrationChoice:
     )
 
 
+def calibration_stamp(index_dir: Path) -> int | None:
+    """When the index folder's calibration was last written (None: it has none), so that a
+    server sees `qa-calibrate`'s work without waiting for a new index version."""
+    try:
+        return (index_dir / CALIBRATION_FILE).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def save_calibration(index_dir: Path, calibration: Calibration) -> Path:
     """Write `calibration` into the index folder, replacing any earlier one in one step."""
     path = index_dir / CALIBRATION_FILE

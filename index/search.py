@@ -22,7 +22,14 @@ import numpy as np
 from index.answer import short_answer, term_share
 from index.answer_type import answer_filter
 from index.candidates import Candidates
-from index.confidence import CalibrationChoice, Signals, choose_calibration, decide, shows_nothing
+from index.confidence import (
+    CalibrationChoice,
+    Signals,
+    calibration_stamp,
+    choose_calibration,
+    decide,
+    shows_nothing,
+)
 from index.conversation import (
     HISTORY_TURNS_USED,
     ConversationContext,
@@ -93,8 +100,11 @@ class Searcher:
         self.encoder = encoder
         self.settings = settings
         self.policy = SearchPolicy.from_settings(settings)
-        # The index folder holds CURRENT, versions/<v> (this version) and calibration.json.
-        self.calibration = calibration or choose_calibration(index.path.parent.parent, index.manifest.model)
+        index_dir = index.path.parent.parent  # it holds CURRENT, versions/<v> and calibration.json
+        self.calibration_stamp = calibration_stamp(index_dir)
+        self.calibration = calibration or choose_calibration(index_dir, index.manifest.model)
+        # What a cached result depends on: the version and the calibration that set its confidence.
+        self.generation = (index.version, self.calibration_stamp)
         self.reranker = reranker
         # A follow-up searches its conversation's earlier questions again, and readers repeat
         # popular questions: their vectors are kept (the model is the version's, so per searcher).

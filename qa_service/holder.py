@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 
 from index.encoder import Encoder
+from index.confidence import calibration_stamp
 from index.errors import IndexNotFoundError, QAError
 from index.search import Searcher
 from index.settings import Settings
@@ -35,6 +36,7 @@ class IndexHolder:
         self._searcher: Searcher | None = None
         self._load_lock = threading.Lock()
         self._failed_version: str | None = None
+        self._failed_calibration: int | None = None
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -44,14 +46,17 @@ class IndexHolder:
         return self._searcher
 
     def refresh(self) -> bool:
-        """Load the published version if it is not the one served. True when it swapped.
+        """Load the published version if it is not the one served, or search it with the index
+        folder's calibration when `qa-calibrate` rewrote it. True when it swapped.
 
         A version that fails to load (corrupt, wrong model) is reported once and the version
-        already served stays in service."""
+        already served stays in service; so does a calibration file that cannot be read."""
         with self._load_lock:
             published = current_version_name(self._settings.index_dir)
             served = self._searcher.version if self._searcher else None
-            if published is None or published in (served, self._failed_version):
+            if published is not None and published == served:
+                return self._recalibrate()
+            if published is None or published == self._failed_version:
                 if published is None and served is None:
                     self.last_error = str(IndexNotFoundError(
                         f"no index at {self._settings.index_dir}: build one with `qa-ingest "
@@ -78,6 +83,27 @@ class IndexHolder:
             if self._on_swap:
                 self._on_swap(searcher)
             return True
+
+    def _recalibrate(self) -> bool:
+        """A searcher of the served version with the calibration now in the index folder, when
+        the file changed since the served searcher read it."""
+        served = self._searcher
+        stamp = calibration_stamp(self._settings.index_dir)
+        if stamp == served.calibration_stamp or stamp == self._failed_calibration:
+            return False
+        try:
+            searcher = Searcher(served.index, self._encoder, self._settings)
+        except QAError as exc:
+            self._failed_calibration = stamp
+            self.last_error = f"calibration not loaded: {exc}"
+            log.error("%s; still searching with %s", self.last_error, served.calibration.reason)
+            return False
+        self._searcher = searcher
+        self._failed_calibration = None
+        if self.last_error and self.last_error.startswith("calibration not loaded"):
+            self.last_error = None
+        log.info("confidence now from %s", searcher.calibration.reason)
+        return True
 
     def start_watching(self, interval_s: float) -> None:
         """Poll the CURRENT pointer in a background thread (qa-ingest may publish beside us)."""

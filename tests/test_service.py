@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from index.confidence import CALIBRATION_FILE, Calibration, save_calibration
 from index.encoder import Encoder
+from index.settings import DEFAULT_MODEL
 from index.store import VERSIONS, current_version_name
 from qa_service.app import create_app
 from qa_service.settings import ServiceSettings
@@ -304,6 +306,31 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert f"qa_index_chunks {float(ready['chunks'])}" in text
     assert "qa_ingest_jobs_pending" in text
     assert 'qa_answers_total{confidence="high"}' in text
+
+
+def test_a_new_calibration_is_used_without_a_restart_and_a_broken_one_is_refused(
+    tmp_path: Path, sample_index: Path, encoder: Encoder
+) -> None:
+    articles, index = copy_service_dirs(tmp_path, sample_index)
+    with make_client(articles, index, encoder) as client:  # the default bar, 0.95
+        assert "shipped" in client.get("/readyz").json()["calibration"]
+        before = client.post("/ask", json={"question": MEANS_TESTING}).json()
+        # qa-calibrate's output for this index: here one that is sure of everything.
+        save_calibration(index, Calibration(DEFAULT_MODEL, ("margin",), (0.0,), 10.0, {}))
+        deadline = time.monotonic() + 10
+        while "qa-calibrate" not in client.get("/readyz").json()["calibration"]:
+            assert time.monotonic() < deadline, "the new calibration was not picked up"
+            time.sleep(0.1)
+        after = client.post("/ask", json={"question": MEANS_TESTING}).json()  # not the cached result
+        assert after["probability"] > 0.99 > before["probability"] and after["confidence"] == "high"
+
+        (index / CALIBRATION_FILE).write_text("{not json")
+        deadline = time.monotonic() + 10
+        while not (client.get("/readyz").json()["detail"] or "").startswith("calibration not loaded"):
+            assert time.monotonic() < deadline, "the broken calibration was not reported"
+            time.sleep(0.1)
+        still = client.post("/ask", json={"question": MEANS_TESTING})
+        assert still.status_code == 200 and still.json()["probability"] == after["probability"]
 
 
 def test_ask_says_how_sure_it_is_and_answers_only_past_the_default_bar(

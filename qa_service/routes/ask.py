@@ -105,7 +105,7 @@ def _search(service: Service, searcher: Searcher, question: str, history: list[T
     wanted = _filters(filters)
     key = (searched.strip(), top_k, wanted, tuple(earlier))
     result, cached = service.search_cache.get(
-        searcher.version, key, lambda: searcher.search(searched, top_k=top_k, filters=wanted, history=earlier)
+        searcher.generation, key, lambda: searcher.search(searched, top_k=top_k, filters=wanted, history=earlier)
     )
     service.metrics.search_cache.labels("hit" if cached else "miss").inc()
     service.metrics.answers.labels(result.confidence).inc()
