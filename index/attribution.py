@@ -157,10 +157,7 @@ def colon_lead_in(paragraph: str) -> str:
     """The last sentence of a paragraph that ends with a colon (it introduces the quotation
     the next paragraph opens with: "...he describes coming home from the war:"), else ""."""
     stripped = paragraph.rstrip()
-    if not stripped.endswith(":"):
-        return ""
-    ends = [m.end() for m in _SENTENCE_END.finditer(stripped)]
-    return stripped[ends[-1] if ends else 0 :]
+    return _last_sentence(stripped) if stripped.endswith(":") else ""
 
 
 # --- one sentence of a passage ----------------------------------------------------------------
@@ -279,13 +276,13 @@ def _attribution(
     if quote.open < 0:
         return None  # it began before the passage: who said it is not in this text
     before = paragraph.text[paragraph.quotes[q - 1].close + 1 if q else 0 : quote.open]
-    named = _speaker_in(_last_sentence(before), full_name, he)
+    named = speaker_in(_last_sentence(before), full_name, he)
     if named:
         return named
     if quote.close < len(paragraph.text) and not _ends_sentence(paragraph.text[: quote.close]):
         following = paragraph.quotes[q + 1].open if q + 1 < len(paragraph.quotes) else None
         tail = _first_sentence(paragraph.text[quote.close + 1 : following])
-        named = _speaker_in(tail, full_name, he)
+        named = speaker_in(tail, full_name, he)
         if named:
             return named
     if before.strip() or p == 0:
@@ -295,12 +292,12 @@ def _attribution(
         # A paragraph opening with “ after one left open carries on the same quotation.
         return earlier[(p - 1, len(previous.quotes) - 1)]
     last_close = previous.quotes[-1].close + 1 if previous.quotes else 0
-    return _speaker_in(colon_lead_in(previous.text[last_close:]), full_name, he)
+    return speaker_in(colon_lead_in(previous.text[last_close:]), full_name, he)
 
 
-def _speaker_in(text: str, full_name: FullName, he: str | None) -> str | None:
+def speaker_in(text: str, full_name: FullName, he: str | None) -> str | None:
     """The person an attribution clause names ("said Mr Mayo"), or for a pronoun in it ("he
-    added") `he`, the one person it can refer to."""
+    added") `he`, the one person it can refer to (`one_person`)."""
     if not text.strip():
         return None
     named = named_speaker(text, full_name)

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from index.attribution import (
     MIN_QUOTE_SHARE,
     OPEN_QUOTE,
-    PRONOUN,
     colon_lead_in,
     full_name_in,
-    named_speaker,
     one_person,
     quote_share,
+    speaker_in,
 )
 from index.records import BODY, COMMENT
 from ingest.clean import COMMENT_HEADER, Line, furniture_kind
@@ -142,7 +141,9 @@ def _attribute_body(text: str, lines: list[Line], end: int, author: str | None) 
         elif named and (share >= MIN_QUOTE_SHARE or still_open):
             speaker = named
         elif share >= MIN_QUOTE_SHARE:
-            speaker = _introduced_by(text, previous, last_named) if opens_with_quote else None
+            # A line ending in a colon may introduce it ("Andrew Lansley told the conference:").
+            lead_in = colon_lead_in(previous) if opens_with_quote else ""
+            speaker = speaker_in(lead_in, full_name_in(text), one_person(last_named))
             last_named = speaker or last_named
         else:
             speaker, quotation = author, False
@@ -151,26 +152,12 @@ def _attribute_body(text: str, lines: list[Line], end: int, author: str | None) 
     return out
 
 
-def _introduced_by(article: str, previous: str, last_named: str | None) -> str | None:
-    """The person a paragraph ending in a colon names as the speaker of the quotation that
-    follows it ("Health Secretary Andrew Lansley told the conference:"), or None ("my
-    granddad wrote his memoirs ... he describes coming home from the war:")."""
-    lead_in = colon_lead_in(previous)
-    named = named_speaker(lead_in, full_name_in(article))
-    if named:
-        return named
-    return one_person(last_named) if PRONOUN.search(lead_in) else None
-
-
 def _quoted_speaker(article: str, paragraph: str, last_named: str | None) -> str | None:
     """The person this paragraph attributes speech to, resolved to a full name if the article
     has one; for "he added", the one person last named (never a pair: "he" is not two people)."""
     if OPEN_QUOTE not in paragraph and '"' not in paragraph:
         return None
-    named = named_speaker(paragraph, full_name_in(article))
-    if named:
-        return named
-    return one_person(last_named) if PRONOUN.search(paragraph) else None
+    return speaker_in(paragraph, full_name_in(article), one_person(last_named))
 
 
 def _merge(lines: list[Line], parts: list[_Part]) -> list[Segment]:
