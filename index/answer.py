@@ -2,7 +2,7 @@
 said it, or no short answer.
 
 A short answer is a sentence that can answer (never a byline, a heading, a list marker, a
-question, a caption or a fragment: `index/highlight.answer_sentence`), that shares a word with
+question, a caption or a fragment: `index/highlight.answers`), that shares a word with
 the question, and that is of the kind asked for: a figure for "how many"
 (`index/answer_type.py`), a person for "who" (the sentence names one, or its speaker is known).
 Its speaker is the person the text says spoke that sentence (`index/attribution.py`): a
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from index.answer_type import asks_for_person, names_person
 from index.attribution import sentence_speaker
-from index.highlight import answer_sentence
+from index.highlight import answers
 from index.people import PersonNames
 from index.records import Answer, Passage
 
@@ -26,12 +26,13 @@ def short_answer(
     can_answer: Callable[[str], bool] | None,
     people: PersonNames | None = None,
 ) -> Answer | None:
-    """The short answer `passage` (the first shown) gives `question`, or None. `weights` are
-    the question's terms with their idf; `can_answer` its answer type's test (a figure);
+    """The short answer `passage` (the first shown) gives `question`, or None: its highlighted
+    sentence, when that can answer. `weights` are the question's terms with their idf (those
+    the highlight was chosen with); `can_answer` its answer type's test (a figure);
     `people` the archive's speakers, to complete a surname ("Mr Mayo") to a name."""
     text = passage.chunk.text
-    span = answer_sentence(text, weights, can_answer)
-    if span is None:
+    span = passage.highlight  # the passage's best sentence for this question
+    if not answers(text, span, weights, can_answer):
         return None
     sentence = text[span.start : span.end]
     chunk = passage.chunk

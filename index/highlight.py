@@ -98,19 +98,27 @@ def best_sentence(
     return Highlight(*scored[order[0]][0])
 
 
+def answers(
+    text: str,
+    highlight: Highlight,
+    term_weights: Mapping[str, float],
+    can_answer: Callable[[str], bool] | None = None,
+) -> bool:
+    """Whether the highlighted sentence (`best_sentence` of `text` for the same question) can be
+    a short answer: it can be shown as an answer, shares at least one of the question's terms
+    and, given `can_answer`, passes it. `best_sentence` puts such a sentence first whenever the
+    passage has one, so when its choice fails this, no sentence of the passage passes."""
+    sentence = text[highlight.start : highlight.end]
+    matched = sum(term_weights[term] for term in set(analyse([sentence])[0]) if term in term_weights)
+    if matched <= 0 or (can_answer is not None and not can_answer(sentence)):
+        return False
+    return _eligible(text, (highlight.start, highlight.end), sentence)
+
+
 def answer_sentence(
     text: str, term_weights: Mapping[str, float], can_answer: Callable[[str], bool] | None = None
 ) -> Highlight | None:
-    """The sentence of `text` that can be a short answer: the best scored one that can be shown
-    as an answer, shares at least one of the question's terms and, given `can_answer`, passes
-    it. None when no sentence does: better no short answer than a heading or an unrelated
-    sentence of a related passage."""
-    scored = _scored(text, term_weights)
-    order = sorted(range(len(scored)), key=lambda i: (-scored[i][3], i))
-    for i in order:
-        span, sentence, matched, _ = scored[i]
-        if matched <= 0 or (can_answer is not None and not can_answer(sentence)):
-            continue
-        if _eligible(text, span, sentence):
-            return Highlight(*span)
-    return None
+    """The sentence of `text` that can be a short answer (`answers`), or None when no sentence
+    can: better no short answer than a heading or an unrelated sentence of a related passage."""
+    highlight = best_sentence(text, term_weights, can_answer)
+    return highlight if answers(text, highlight, term_weights, can_answer) else None
