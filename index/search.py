@@ -62,14 +62,15 @@ _COMMENT_CUE = re.compile(
 
 @dataclass(frozen=True)
 class Turn:
-    """One question searched: the (row, fused score) pairs to show, best first, and what the
-    confidence stage reads of them. `closest` is their best cosine; `scoped` says filters or a
+    """One question searched: the (row, fused score) pairs to show, best first, each one's cosine
+    with the question, and what the confidence stage reads of them. `closest` is their best
+    cosine (for a follow-up, also against it read in context); `scoped` says filters or a
     conversation narrowed the search; `in_context` is a follow-up read after the question that
     set its context (None for a question searched on its own)."""
 
     chosen: list[tuple[int, float]]
     fused: Fused | None
-    query_vector: np.ndarray
+    cosines: np.ndarray
     closest: float
     first_cosine: float
     scoped: bool
@@ -180,10 +181,8 @@ class Searcher:
 
     def _passages(self, turn: Turn, weights: dict[str, float], can_answer) -> list[Passage]:
         """The chosen rows as passages, each with its best sentence highlighted."""
-        rows = [row for row, _ in turn.chosen]
-        dense_scores = self.index.vectors[rows] @ turn.query_vector
         passages = []
-        for rank, ((row, score), dense) in enumerate(zip(turn.chosen, dense_scores), start=1):
+        for rank, ((row, score), dense) in enumerate(zip(turn.chosen, turn.cosines), start=1):
             chunk = self.index.chunks[row]
             passages.append(
                 Passage(
@@ -299,9 +298,11 @@ class Searcher:
         fused = self._reranked(question, self._rank(question, allowed, mode, self._question_bonus(question)))
         query_vector = self._query_vector(question)  # computed by _rank, kept by the cache
         chosen = self._cap_per_article(fused.pairs(), top_k)
-        cosines = self.index.vectors[[row for row, _ in chosen]] @ query_vector if chosen else np.zeros(1)
+        if not chosen:
+            return Turn([], fused, np.zeros(0), 0.0, 0.0, scoped=allowed is not None)
+        cosines = self.index.vectors[[row for row, _ in chosen]] @ query_vector
         return Turn(
-            chosen, fused, query_vector, closest=float(np.max(cosines)), first_cosine=float(cosines[0]),
+            chosen, fused, cosines, closest=float(np.max(cosines)), first_cosine=float(cosines[0]),
             scoped=allowed is not None,
         )
 
@@ -333,11 +334,12 @@ class Searcher:
         chosen = fused.pairs()[:top_k]
         in_context = f"{context.question} {question}"
         if not chosen:
-            return Turn([], fused, query_vector, 0.0, 0.0, scoped=True, in_context=in_context)
+            return Turn([], fused, np.zeros(0), 0.0, 0.0, scoped=True, in_context=in_context)
         vectors = self.index.vectors[[row for row, _ in chosen]]
-        cosines = np.maximum(vectors @ query_vector, vectors @ self._query_vector(in_context))
+        cosines = vectors @ query_vector
+        close = np.maximum(cosines, vectors @ self._query_vector(in_context))
         return Turn(
-            chosen, fused, query_vector, closest=float(np.max(cosines)), first_cosine=float(cosines[0]),
+            chosen, fused, cosines, closest=float(np.max(close)), first_cosine=float(close[0]),
             scoped=True, in_context=in_context,
         )
 
