@@ -4,7 +4,7 @@ The people are the index's speakers (authors, commenters, people quoted). A pass
 by the full name ("Dr Michael Dixon") or, as news style does after the first mention, by the
 surname alone ("Mr Mayo said"). A follow-up's "he" after "Which GP leader chairs the NHS
 Alliance?" means the man the answer names, even when the passage that names him quotes no
-one (`Searcher._resolve`).
+one (`index.followup.resolve`).
 """
 
 from __future__ import annotations
