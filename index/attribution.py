@@ -43,6 +43,12 @@ NAME_FIRST = re.compile(
 )
 # "he added", "She also said"
 PRONOUN = re.compile(rf"\b(?:[Hh]e|[Ss]he)\s+(?:also\s+)?{_VERBS}\b")
+# Reported speech opening a sentence: "He also said that …", "Mr Mayo told the conference that …".
+# The sentence's claim is then the named person's, though it is not in quotation marks.
+REPORTED = re.compile(
+    rf"^(?:(?:But|And|However|Yet),?\s+)?(?P<who>{_RUN})\s+(?:also\s+|has\s+|had\s+)?{_VERBS}\s+"
+    rf"(?:[\w’'\-]+\s+){{0,4}}?that\b"
+)
 OPEN_QUOTE, CLOSE_QUOTE = "“", "”"
 _QUOTE_MARK = re.compile(f'[{OPEN_QUOTE}{CLOSE_QUOTE}"]')
 # A paragraph is the quoted person's when quotation makes up this much of it (its passages are
@@ -188,21 +194,49 @@ def sentence_speaker(
     passage speaker's only if that speaker is a quoted person (the passage was given to them
     for its quotation); otherwise None, never the author by default.
 
-    A sentence outside quotation is the words of whoever speaks outside quotation marks in the
-    passage: the author in the body (`section` BODY with the article's `author`), the
-    commenter in a comment. Without `section` the passage is taken to be in its speaker's own
-    voice, so such a sentence keeps `passage_speaker`.
+    A sentence outside quotation that reports speech ("He also said that …", "Mr Mayo told
+    the conference that …") is the claim of the person it names, a "he" or "she" being the one
+    person named last before it in the passage (nobody when none is: never the author by
+    default). Any other sentence outside quotation is the
+    words of whoever speaks outside quotation marks in the passage: the author in the body
+    (`section` BODY with the article's `author`), the commenter in a comment. Without
+    `section` the passage is taken to be in its speaker's own voice, so such a sentence keeps
+    `passage_speaker`.
 
     `people` (the index's speakers) completes "Mr Mayo" to "Ed Mayo" when the passage does
     not give the full name."""
     narrator = author if section == BODY else passage_speaker
+    quoted_person = passage_speaker if passage_speaker != narrator else None
+    full_name = _full_name(passage_text, passage_speaker, people)
     paragraphs = _paragraphs(passage_text)
     main = _main_quote(passage_text, paragraphs, start, end)
     if main is None:
-        return narrator
-    quoted_person = passage_speaker if passage_speaker != narrator else None
-    full_name = _full_name(passage_text, passage_speaker, people)
+        if not REPORTED.match(passage_text[start:end].strip()):
+            return narrator
+        he = _last_named(passage_text[:start], full_name) or one_person(quoted_person)
+        return reported_speaker(passage_text[start:end], full_name, he)
     return _quote_speakers(paragraphs, full_name, quoted_person, main) or quoted_person
+
+
+def reported_speaker(sentence: str, full_name: FullName, he: str | None) -> str | None:
+    """The person a sentence of reported speech names as its source ("Ed Mayo said that …";
+    for "He also said that …", `he`), or None for any other sentence."""
+    match = REPORTED.match(sentence.strip())
+    if match is None:
+        return None
+    who = match.group("who")
+    return he if who.lower() in {"he", "she"} else person_name(who, full_name)
+
+
+def _last_named(text: str, full_name: FullName) -> str | None:
+    """The one person `text` last names as speaking ("Dr Michael Dixon admitted …"), or None."""
+    found = None
+    for pattern in (VERB_FIRST, NAME_FIRST):
+        for match in pattern.finditer(text):
+            name = person_name(match.group("name"), full_name)
+            if name and (found is None or match.start() > found[0]):
+                found = (match.start(), name)
+    return one_person(found[1]) if found else None
 
 
 def _paragraphs(text: str) -> list[_Paragraph]:

@@ -86,8 +86,8 @@ def _corpus_speaker(corpus, people, key: str, phrase: str, with_section: bool = 
         # A sentence mostly in the reporter's words about him, with a few of his quoted: the
         # reporter's, so no one is named as having said it.
         ("002", "an enormous fan of co-operatives", None),
-        # Reported speech is the writer's (this article has no byline), not a quotation.
-        ("002", "He also said that primary care had a very good track record", None),
+        # Reported speech ("He also said that …") is the claim of the person named before it.
+        ("002", "He also said that primary care had a very good track record", "Michael Dixon"),
         ("002", "walking through wet cement", None),
         # A commenter quoting the policy they reply to: the quotation is not the commenter's.
         ("001", "“Physical and mental health and social care", None),
@@ -187,6 +187,23 @@ def test_he_added_means_the_one_person_named_before():
         "beds,” he added."
     )
     assert _speaker(pair, "We need more nurses") is None  # "he" cannot be both of them
+
+
+@pytest.mark.parametrize(
+    ("passage", "sentence", "speaker"),
+    [
+        # Reported speech: the claim is the person's the sentence names, or the "he" before it.
+        ("Ed Mayo told the conference that mutuals would save money. Few agreed.", "Ed Mayo told", "Ed Mayo"),
+        ("Dr Tom Reid admitted to being “a fan”. He also said that the wards were full.", "He also said", "Tom Reid"),
+        ("But Mr Mayo said that the plan would fail. The vote was close.", "But Mr Mayo", "Mr Mayo"),
+        # A "he" with no one named before it is nobody, never the author.
+        ("The meeting was long. He said that nothing would change.", "He said", None),
+        # Not reported speech: the author's own sentence.
+        ("Jane Roe said little. The wards were full that winter.", "The wards were full", AUTHOR),
+    ],
+)
+def test_reported_speech_is_the_named_person_s(passage, sentence, speaker):
+    assert _speaker(passage, sentence) == speaker
 
 
 def test_quotation_continued_over_paragraphs_keeps_its_speaker():
