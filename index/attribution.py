@@ -126,11 +126,14 @@ def person_name(run: str, full_name: FullName) -> str | None:
 
     "Health Secretary Andrew Lansley" -> "Andrew Lansley" (the last two words); "However Mr
     Mayo" -> the full name `full_name` finds for Mayo, else "Mr Mayo"; "Ed Miliband and Andy
-    Burnham" -> both; one capitalised word ("Labour says") names no person."""
+    Burnham" -> both; one capitalised word ("Labour says") names no person, nor does a run
+    that opens with "The" ("The United Methodist Church believes that")."""
     if " and " in run:
         names = [person_name(part, full_name) for part in run.split(" and ")]
         return " and ".join(name for name in names if name) if all(names) else None
     tokens = run.split()
+    if tokens[0] == "The":
+        return None
     titled = [i for i, token in enumerate(tokens) if TITLE_RE.match(token)]
     if titled:
         tokens = tokens[titled[-1] :]  # "However Mr Mayo" -> "Mr Mayo"

@@ -33,7 +33,6 @@ import numpy as np
 from index.confidence import FEATURES, Calibration, CalibrationChoice, Signals, save_calibration
 from index.errors import QAError
 from index.evaluate import EvalSet, first_passage_right, read_eval_set
-from index.reliability import curve_point
 from index.search import Searcher
 
 # Inverse regularisation strengths tried (the signals all lie in [0, 1], so one scale suits
@@ -42,6 +41,8 @@ from index.search import Searcher
 STRENGTHS = (0.1, 1.0, 10.0, 100.0)
 OTHER_WEIGHTS = ("each 1", "balanced")
 FOLDS = 5
+# The thresholds at which the held-out precision curve is stored with the calibration.
+CURVE_STEPS = tuple(round(0.5 + i / 100, 2) for i in range(50))
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ def fit(
         if best is None or loss < best[0]:
             best = (loss, strength, weighting, held_out)
     loss, strength, weighting, held_out = best
+    followups = x[:, features.index("followup")] if "followup" in features else np.zeros(len(y))
     regression = _regression(own, other, features, strength, weighting)
     calibration = Calibration(
         model=model,
@@ -117,8 +119,18 @@ def fit(
         intercept=round(float(regression.intercept_[0]), 6),
         fitted_on=fitted_on | {"strength_c": strength, "other_weight": weighting,
                                "cross_validated_log_loss": round(float(loss), 4)},
+        held_out=_curve(held_out, y, followups == 0),
+        held_out_followups=_curve(held_out, y, followups == 1),
     )
     return Fit(calibration, strength, weighting, list(zip(held_out.tolist(), y.astype(bool).tolist())))
+
+
+def _curve(probabilities: np.ndarray, right: np.ndarray, among: np.ndarray) -> tuple[tuple[float, int, int], ...]:
+    """(threshold, answered, right) at each of CURVE_STEPS, over the examples `among` selects."""
+    probabilities, right = probabilities[among], right[among]
+    return tuple(
+        (t, int((probabilities >= t).sum()), int(right[probabilities >= t].sum())) for t in CURVE_STEPS
+    )
 
 
 def _regression(own: Sequence[Example], other: Sequence[Example], features, strength: float, weighting: str):
@@ -182,12 +194,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:>18} {weight:+.3f}")
         print(f"  {'intercept':>18} {calibration.intercept:+.3f}")
         target = searcher.policy.confidence.target_precision
-        point = curve_point(result.held_out, target, answerable=sum(right for _, right in result.held_out))
-        shown = "-" if point.precision is None else f"{point.precision:.3f}"
         print(f"chosen by cross-validated log loss on this index's questions: C {result.strength}, "
               f"other collections' examples weighted {result.other_weight}")
-        print(f"cross-validated ({FOLDS} folds, on the fitting questions): {point.answered} of "
-              f"{len(result.held_out)} reach {target}, precision {shown}")
+        for followup, kind, curve in ((False, "single questions", calibration.held_out),
+                                      (True, "follow-ups", calibration.held_out_followups)):
+            threshold = calibration.threshold(target, followup)
+            at = [(answered, right) for t, answered, right in curve if t == threshold]
+            answered, right = at[0] if at else (0, 0)
+            shown = f"{right / answered:.3f}" if answered else "-"
+            print(f"{kind}: for precision {target} (QA_TARGET_PRECISION), 'high' needs probability >= "
+                  f"{threshold}; cross-validated ({FOLDS} folds, on the fitting questions) {answered} "
+                  f"reach it, precision {shown}")
         if args.out:
             args.out.write_text(calibration.to_json(), encoding="utf-8")
             path = args.out

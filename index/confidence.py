@@ -7,8 +7,9 @@ by `qa-calibrate` (index/calibrate.py) turns them into a probability with a logi
 regression; `decide` sets the level:
 
 - "none": nothing shown, when no passage is even loosely related (cosine floor);
-- "high": a short answer, only when the probability reaches the policy's target precision
-  and the answer stage found a sentence that can answer;
+- "high": a short answer, only when the probability reaches the calibration's threshold for
+  the policy's target precision (`Calibration.threshold`) and the answer stage found a
+  sentence that can answer;
 - "low": the passages, shown as possibly related, otherwise, and always when no calibration
   applies to the index's model.
 """
@@ -62,20 +63,49 @@ class Signals:
 FEATURES: tuple[str, ...] = tuple(f.name for f in fields(Signals))
 
 
+# A threshold below the target is trusted only on this many cross-validated answers.
+MIN_HELD_OUT_ANSWERS = 20
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A logistic regression over `Signals`, fitted for one embedding model: probability =
-    1 / (1 + exp(-(intercept + sum(weight x signal))))."""
+    1 / (1 + exp(-(intercept + sum(weight x signal)))).
+
+    `held_out` is the fit's cross-validated precision curve on the archive's own single
+    questions: (threshold, answered, right) when the first passage is answered only at
+    probability >= threshold, each question predicted by a fit that did not see it;
+    `held_out_followups` the same for follow-up turns, which the target holds for too. Empty
+    for a calibration written without them: the threshold is then the target itself."""
 
     model: str
     features: tuple[str, ...]
     weights: tuple[float, ...]
     intercept: float
     fitted_on: dict[str, Any]
+    held_out: tuple[tuple[float, int, int], ...] = ()
+    held_out_followups: tuple[tuple[float, int, int], ...] = ()
 
     def probability(self, signals: Signals) -> float:
         z = self.intercept + sum(w * v for w, v in zip(self.weights, signals.values(self.features)))
         return 1.0 / (1.0 + math.exp(-z))
+
+    def threshold(self, target: float, followup: bool = False) -> float:
+        """The probability "high" needs so that answers (to follow-ups, or to single questions)
+        are right at the `target` rate: the target itself, lowered along the held-out curve
+        for as long as the answers at or above each lower threshold (at least
+        MIN_HELD_OUT_ANSWERS of them) were right at that rate. A probability is one question's
+        chance; precision is over all answers given, most of them well above the threshold,
+        which is why a lower threshold can keep the target."""
+        chosen = target
+        curve = self.held_out_followups if followup else self.held_out
+        for threshold, answered, right in sorted(curve, reverse=True):
+            if threshold > target:
+                continue
+            if answered < MIN_HELD_OUT_ANSWERS or right < target * answered:
+                break
+            chosen = threshold
+        return chosen
 
     def to_json(self) -> str:
         data = asdict(self) | {"format": CALIBRATION_FORMAT}
@@ -93,6 +123,8 @@ class Calibration:
                 weights=tuple(float(w) for w in data["weights"]),
                 intercept=float(data["intercept"]),
                 fitted_on=dict(data.get("fitted_on") or {}),
+                held_out=_curve(data.get("held_out")),
+                held_out_followups=_curve(data.get("held_out_followups")),
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise QAError(f"{source}: not a calibration ({exc})") from exc
@@ -100,6 +132,10 @@ class Calibration:
         if unknown or len(calibration.weights) != len(calibration.features):
             raise QAError(f"{source}: features {sorted(unknown)} unknown or weights do not match")
         return calibration
+
+
+def _curve(rows) -> tuple[tuple[float, int, int], ...]:
+    return tuple((float(t), int(a), int(r)) for t, a, r in rows or ())
 
 
 @dataclass(frozen=True)
@@ -159,7 +195,8 @@ def save_calibration(index_dir: Path, calibration: Calibration) -> Path:
 class ConfidencePolicy:
     """The confidence knobs (built from `Settings` by `index/policy.py`).
 
-    target_precision: "high" needs a probability at least this;
+    target_precision: the share of "high" answers that should be right (the calibration
+        turns it into the probability needed, `Calibration.threshold`);
     nothing_below: below this cosine no passage is shown;
     scoped_nothing_below: the same for a search the asker (filters) or the conversation (a
         follow-up) narrowed: asking "in this article" should show what the article has."""
@@ -190,6 +227,6 @@ def decide(
     if calibration is None:
         return "low", None
     probability = calibration.probability(signals)
-    if has_answer and probability >= policy.target_precision:
+    if has_answer and probability >= calibration.threshold(policy.target_precision, bool(signals.followup)):
         return "high", probability
     return "low", probability

@@ -76,8 +76,8 @@ class Settings(BaseSettings):
         0.95,
         gt=0.0,
         le=1.0,
-        description="confidence 'high' (a short answer) needs a calibrated probability at least "
-        "this that the first passage answers (index/confidence.py)",
+        description="the share of confidence 'high' answers (short answers) that should be right; "
+        "the calibration turns it into the probability 'high' needs (index/confidence.py)",
     )
 
     @model_validator(mode="after")

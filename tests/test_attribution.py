@@ -196,6 +196,8 @@ def test_he_added_means_the_one_person_named_before():
         ("Ed Mayo told the conference that mutuals would save money. Few agreed.", "Ed Mayo told", "Ed Mayo"),
         ("Dr Tom Reid admitted to being “a fan”. He also said that the wards were full.", "He also said", "Tom Reid"),
         ("But Mr Mayo said that the plan would fail. The vote was close.", "But Mr Mayo", "Mr Mayo"),
+        # An organisation is not a person ("Methodist Church" is no one's name).
+        ("The United Methodist Church also believes that war is wrong.", "The United", None),
         # A "he" with no one named before it is nobody, never the author.
         ("The meeting was long. He said that nothing would change.", "He said", None),
         # Not reported speech: the author's own sentence.

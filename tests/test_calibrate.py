@@ -50,6 +50,12 @@ def test_qa_calibrate_fits_and_stores_a_calibration_the_searcher_then_uses(
     assert stored.model == DEFAULT_MODEL and stored.fitted_on["files"] == [TUNE.name]
     assert stored.fitted_on["searches"] >= 100 and stored.fitted_on["also_searches"] == stored.fitted_on["searches"]
     assert stored.fitted_on["other_weight"] in ("each 1", "balanced")
+    # The held-out curve: fewer answers and no fewer right ones in share as the bar rises.
+    answered = [a for _, a, _ in stored.held_out]
+    followups = [a for _, a, _ in stored.held_out_followups]
+    assert answered == sorted(answered, reverse=True) and followups == sorted(followups, reverse=True)
+    assert answered[0] + followups[0] <= stored.fitted_on["searches"]
+    assert 0.5 <= stored.threshold(0.95) <= 0.95 and "'high' needs probability >=" in fitted.stdout
 
     searcher = Searcher(load_index(index), encoder, Settings(index_dir=index))
     assert searcher.calibration.calibration == stored and "qa-calibrate" in searcher.calibration.reason

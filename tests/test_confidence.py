@@ -60,8 +60,44 @@ def test_the_target_precision_moves_the_bar_for_high() -> None:
     assert decide(signals, 0.7, False, True, MARGIN_ONLY, ConfidencePolicy(target_precision=0.85))[0] == "high"
 
 
+# Held-out curve (threshold, answered, right): 60 of 61 right at 0.9, 66 of 69 at 0.85 (0.957),
+# 70 of 75 at 0.8 (0.933), 80 of 84 at 0.75 (0.952: not reached, 0.8 failed first).
+CURVE = ((0.95, 40, 40), (0.9, 61, 60), (0.85, 69, 66), (0.8, 75, 70), (0.75, 84, 80))
+
+
+@pytest.mark.parametrize(
+    ("held_out", "target", "threshold"),
+    [
+        (CURVE, 0.95, 0.85),  # lowered while the answers above were right at the target rate
+        (CURVE, 0.99, 0.95),  # 40 of 40 right at 0.95, 60 of 61 (0.984) at 0.9
+        (((0.95, 40, 38),), 0.97, 0.97),  # not met below the target: the target itself
+        (CURVE, 0.93, 0.75),  # every point down to 0.75 is right at least 93% of the time
+        ((), 0.95, 0.95),  # no held-out curve: the target itself
+        (((0.95, 40, 40), (0.9, 19, 19)), 0.95, 0.95),  # too few answers to trust a lower bar
+    ],
+)
+def test_the_threshold_for_a_target_precision_follows_the_held_out_curve(held_out, target, threshold) -> None:
+    calibration = Calibration(DEFAULT_MODEL, ("margin",), (20.0,), -4.0, {}, held_out)
+    assert calibration.threshold(target) == threshold
+
+
+def test_a_follow_up_has_the_threshold_of_follow_ups() -> None:
+    calibration = Calibration(DEFAULT_MODEL, ("margin",), (20.0,), -4.0, {}, CURVE, ((0.95, 12, 12), (0.9, 15, 14)))
+    assert calibration.threshold(0.95) == 0.85
+    assert calibration.threshold(0.95, followup=True) == 0.95  # too few follow-ups to lower it
+
+
+def test_high_needs_the_calibrations_threshold() -> None:
+    # margin 0.3: p = 0.881, below the target 0.95 but above the held-out threshold 0.85.
+    signals = Signals(**{**STRONG.__dict__, "margin": 0.3})
+    lowered = Calibration(DEFAULT_MODEL, ("margin",), (20.0,), -4.0, {}, CURVE)
+    assert decide(signals, 0.7, False, True, lowered, POLICY)[0] == "high"
+    assert decide(signals, 0.7, False, True, MARGIN_ONLY, POLICY)[0] == "low"
+
+
 def test_a_calibration_survives_the_round_trip_through_its_file(tmp_path: Path) -> None:
-    calibration = Calibration(DEFAULT_MODEL, FEATURES, tuple(float(i) for i in range(len(FEATURES))), -1.5, {"searches": 3})
+    calibration = Calibration(DEFAULT_MODEL, FEATURES, tuple(float(i) for i in range(len(FEATURES))), -1.5,
+                              {"searches": 3}, CURVE, CURVE[:2])
     path = save_calibration(tmp_path, calibration)
     assert path == tmp_path / CALIBRATION_FILE and not list(tmp_path.glob("*.tmp"))
     assert Calibration.from_json(path.read_text(), str(path)) == calibration
