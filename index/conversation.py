@@ -15,6 +15,13 @@ from index.errors import InvalidQueryError
 # are re-run, since a back-reference points at what was just discussed.
 MAX_HISTORY_TURNS = 20
 HISTORY_TURNS_USED = 3
+# Longer turns are refused, so that a follow-up costs what a few questions do: an earlier
+# question (a user turn, the only kind searched) may be as long as a question
+# (QA_MAX_QUESTION_CHARS's default), any turn (the widget quotes the archive's answers back,
+# cut to 2,000 characters) MAX_TURN_CHARS, and all of a request's turns MAX_HISTORY_CHARS.
+MAX_EARLIER_QUESTION_CHARS = 1_000
+MAX_TURN_CHARS = 2_000
+MAX_HISTORY_CHARS = 30_000
 
 Reference = Literal["person", "author", "thing"]
 
@@ -73,7 +80,8 @@ class ConversationContext:
 
 
 def checked_history(history: Sequence[str] | None) -> list[str]:
-    """The earlier questions, stripped; refuses what cannot be a list of questions."""
+    """The earlier questions, stripped; refuses what cannot be a list of questions, more
+    than `MAX_HISTORY_TURNS` and one longer than `MAX_EARLIER_QUESTION_CHARS`."""
     if history is None:
         return []
     if isinstance(history, str):
@@ -90,5 +98,21 @@ def checked_history(history: Sequence[str] | None) -> list[str]:
             )
         if not question.strip():
             raise InvalidQueryError(f"history[{position}] is an empty question")
+        if len(question) > MAX_EARLIER_QUESTION_CHARS:
+            raise InvalidQueryError(f"history[{position}] is {earlier_question_too_long(len(question))}")
         earlier.append(question.strip())
     return earlier
+
+
+def earlier_question_too_long(length: int) -> str:
+    return (
+        f"an earlier question of {length} characters; the limit is {MAX_EARLIER_QUESTION_CHARS}, "
+        "as for a question"
+    )
+
+
+def history_too_long(length: int) -> str:
+    return (
+        f"history is {length} characters in all; the limit is {MAX_HISTORY_CHARS} "
+        "(a follow-up is resolved by the latest turns: send fewer earlier ones)"
+    )

@@ -123,9 +123,12 @@ class Encoder:
         return query_model.encode(text)
 
     def encode_questions(self, texts: list[str]) -> np.ndarray:
-        """Some short texts (at least one), one by one on the question path: for a server's
-        citation checks and question groups, so that it need not load the torch model."""
-        return np.stack([self.encode_query(text) for text in texts])
+        """Some short texts (at least one) on the question path, in small batches: for a
+        server's citation checks and question groups, so that it need not load the torch model."""
+        query_model = self._onnx_query_model() if self.query_backend == "onnx" else None
+        if query_model is None:
+            return self.encode(texts)
+        return query_model.encode_many(texts)
 
     def prepare_question_path(self) -> bool:
         """Have the ONNX question path ready now, exported into `query_model_dir` if that holds

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         None, ge=1, description="IVF lists searched per question (default: lists / 32, at least 64)"
     )
     hnsw_ef_search: int = Field(64, ge=1, description="HNSW candidate list size per question")
+    sync_allow_private: bool = Field(
+        False,
+        description="let qa-sync and POST /admin/sync fetch hosts that resolve to loopback, "
+        "private, link-local or other non-public addresses (a newsroom's intranet site); off, "
+        "only the public internet is fetched",
+    )
 
     # Search
     query_backend: QueryBackend = Field(

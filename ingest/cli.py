@@ -115,6 +115,11 @@ def _sync_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=defaults.rate_per_s, help="requests per second to one host (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds per request (default %(default)s)")
     parser.add_argument("--max-bytes", type=int, default=defaults.max_bytes, help="largest page fetched (default %(default)s)")
+    parser.add_argument(
+        "--allow-private", action="store_true",
+        help="also fetch hosts on loopback, private, link-local or other non-public addresses, "
+        "e.g. an intranet site (default: $QA_SYNC_ALLOW_PRIVATE, else only the public internet)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object with the result")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
@@ -132,7 +137,9 @@ def sync_main(argv: list[str] | None = None) -> int:
         return 2
 
     def body() -> int:
-        options = SyncOptions(timeout_s=args.timeout, max_bytes=args.max_bytes, rate_per_s=args.rate, prune=args.prune)
+        allow_private = args.allow_private or Settings().sync_allow_private
+        options = SyncOptions(timeout_s=args.timeout, max_bytes=args.max_bytes, rate_per_s=args.rate, prune=args.prune,
+                              allow_private=allow_private)
         report = sync(args.urls, args.articles, options, progress=None if args.quiet else _SyncProgress())
         print(json.dumps(report.to_json()) if args.json else _sync_summary(report))
         if args.ingest:

@@ -7,6 +7,10 @@ Last-Modified and content hash), so a second sync of an unchanged site sends onl
 conditional requests and rewrites nothing. A page that fails keeps its earlier copy. Pages no
 longer listed are removed only when asked (`prune`), and never after a source could not be
 read: a feed that is down must not empty the archive.
+
+Every connection goes through `ingest.fetch_guard`: a URL (source, page, sitemap or redirect
+hop) whose host resolves to an address outside the public internet is refused, and reported
+as a failure with the reason, unless `allow_private` (QA_SYNC_ALLOW_PRIVATE) allows it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from index.errors import IngestError
+from ingest.fetch_guard import AddressRefused, GuardedTransport
 from ingest.load import META_SUFFIX
 
 STATE_FILE = ".qa-sync.json"
@@ -43,6 +48,7 @@ class SyncOptions:
     concurrency: int = 4
     max_redirects: int = 5  # followed only within the same host
     prune: bool = False
+    allow_private: bool = False  # fetch loopback, private, link-local... addresses too (an intranet site)
 
 
 @dataclass
@@ -147,6 +153,8 @@ class _Fetcher:
                         url = target
                         continue
                     return _Response(url, response.status_code, response.headers, _read(response, limit))
+            except AddressRefused as exc:
+                raise FetchError(str(exc)) from exc
             except httpx.TimeoutException as exc:
                 raise FetchError(f"timed out after {self._options.timeout_s:g} s") from exc
             except httpx.HTTPError as exc:
@@ -219,10 +227,16 @@ def _sitemap_pages(fetcher: _Fetcher, body: bytes, root: str) -> list[str]:
         for location in locations:  # a sitemap index: its sitemaps, in order
             if read + len(pending) >= MAX_SITEMAPS:
                 raise FetchError(f"more than {MAX_SITEMAPS} sitemaps")
-            response = fetcher.get(location, source=True)
+            try:
+                response = fetcher.get(location, source=True)
+            except FetchError as exc:
+                raise FetchError(f"sitemap {location}: {exc}") from exc
             if response.status != 200:
                 raise FetchError(f"sitemap {location}: HTTP {response.status}")
-            pending.append((response.body, _xml_root(response.body)))
+            child = _xml_root(response.body)
+            if child not in ("urlset", "sitemapindex"):
+                raise FetchError(f"sitemap {location}: not a sitemap")
+            pending.append((response.body, child))
     return pages
 
 
@@ -297,7 +311,9 @@ def sync(
     state = _load_state(folder)
     report = SyncReport()
     timeout = httpx.Timeout(options.timeout_s)
-    with httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False) as client:
+    transport = GuardedTransport(allow_private=options.allow_private)
+    with httpx.Client(transport=transport, timeout=timeout, headers={"User-Agent": USER_AGENT},
+                      follow_redirects=False) as client:
         fetcher = _Fetcher(client, options)
         listed: dict[str, None] = {}
         for source in sources:

@@ -49,6 +49,7 @@ from index.records import (
 from ingest.load import ArticleFormatError
 from ingest.pipeline import IngestReport
 from qa_service import articles as article_files
+from qa_service.admission import SearchSlots
 from qa_service.citations import CitationChecker
 from qa_service.compose import Composer
 from qa_service.holder import IndexHolder
@@ -122,11 +123,14 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
             questions = await run_in_threadpool(QuestionLog, settings.question_log_file, settings.question_log_days)
         service = Service(settings, model, holder, JobRunner(settings, job_finished), metrics,
                           threading.Lock(), limiter(), *_language_model(settings, model),
-                          SearchCache(settings.search_cache_size), questions, limiter())
+                          SearchCache(settings.search_cache_size, settings.search_cache_bytes), questions, limiter(),
+                          SearchSlots(settings.max_concurrent_searches, settings.search_queue,
+                                      settings.search_queue_wait_s))
         app.state.service = service
         app.state.metrics = metrics
         mcp = archive_server(lambda: holder.searcher, max_question_chars=settings.max_question_chars,
-                             limiter=service.ask_limiter, on_answer=partial(_answered, service))
+                             limiter=service.ask_limiter, on_answer=partial(_answered, service),
+                             searches=service.searches)
         app.state.mcp_sessions = mcp.http_sessions()
         await run_in_threadpool(holder.refresh)
         if holder.searcher is None:
@@ -157,7 +161,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(RecordMetrics)
     if settings.trusted_proxies:
         # Outermost, so the rate limit, the metrics and uvicorn's access log all see the
@@ -338,6 +342,8 @@ def _refuse_bundled(service: Service, article_id: str) -> None:
 async def _read_upload(request: Request) -> tuple[str, str, bytes]:
     try:
         form = await request.form(max_files=1, max_fields=4)
+    except HTTPException:  # the body over QA_MAX_BODY_BYTES (413), or stalled (408)
+        raise
     except Exception as exc:  # Starlette raises several types for a broken multipart body
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"the multipart body cannot be read: {exc}") from None
     upload = form.get("file")

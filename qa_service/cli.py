@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import logging
 import sys
 from pathlib import Path
@@ -54,12 +55,35 @@ def main(argv: list[str] | None = None) -> int:
             )
         # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1
         # (its default), so any local process could pick its address; create_app reads the
-        # header from QA_TRUSTED_PROXIES only.
+        # header from QA_TRUSTED_PROXIES only. An idle keep-alive connection is closed after
+        # 5 s, and a request's unfinished headers may hold 16 KiB (more is a 400). uvicorn has
+        # no timeout for headers that never finish, nor for a body (the app times out a
+        # stalled body itself, QA_BODY_TIMEOUT_S): a public qa-serve belongs behind a proxy.
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                    timeout_graceful_shutdown=30, proxy_headers=False)
+                    log_config=_log_config(), timeout_graceful_shutdown=30, proxy_headers=False,
+                    timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
         return 0
 
     return run_cli("qa-serve", body)
+
+
+class PathOnly(logging.Filter):
+    """The access log's path without its query string: `GET /ask?q=` carries the reader's
+    question, and the line the reader's address."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:  # uvicorn's access line
+            client, method, path, version, status = record.args
+            record.args = (client, method, str(path).partition("?")[0], version, status)
+        return True
+
+
+def _log_config() -> dict:
+    """uvicorn's own logging setup, with the access log's handler filtered by PathOnly."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["filters"] = {"path_only": {"()": PathOnly}}
+    config["handlers"]["access"]["filters"] = ["path_only"]
+    return config
 
 
 def mcp_main(argv: list[str] | None = None) -> int:

@@ -134,7 +134,8 @@ def _job(settings: ServiceSettings, article_id: str | None, sync_from: list[str]
     try:
         if sync_from is not None:
             update("syncing", 0, 0)
-            synced = sync(sync_from, folder, SyncOptions(), progress=lambda done, total: update("syncing", done, total))
+            sync_options = SyncOptions(allow_private=settings.sync_allow_private)
+            synced = sync(sync_from, folder, sync_options, progress=lambda done, total: update("syncing", done, total))
             report = run_ingest(folder, settings, **options)
         elif article_id is None:
             report = run_ingest(folder, settings, **options)

@@ -10,8 +10,10 @@ over stdio for desktop assistants (`qa_service/cli.py`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Annotated
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -24,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from index.errors import QAError
 from index.records import ArticleRecord, SearchResult
 from index.search import Searcher
+from qa_service.admission import Busy, SearchSlots
 from qa_service.ratelimit import RateLimiter
 from qa_service.schemas import SearchAnswer
 from qa_service.service import check_question_length
@@ -133,11 +136,13 @@ def archive_server(
     max_question_chars: int = 1000,
     limiter: RateLimiter | None = None,
     on_answer: Callable[[str, SearchResult], None] | None = None,
+    searches: SearchSlots | None = None,
 ) -> ArchiveServer:
     """The MCP server over whatever index `current` returns at each call.
 
-    `limiter` applies /ask's rate per client address to the tool over HTTP; `on_answer` sees
-    each answered question (the service writes it to the question log)."""
+    `limiter` applies /ask's rate per client address to the tool over HTTP, and `searches`
+    /ask's bound on searches at once; `on_answer` sees each answered question (the service
+    writes it to the question log)."""
     server = ArchiveServer(current)
 
     @server.tool(
@@ -147,7 +152,7 @@ def archive_server(
         "when the archive does not cover the question.",
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
-    def ask_archive(
+    async def ask_archive(
         question: Annotated[str, Field(min_length=1, description="the question, in plain words")],
         ctx: Context,
         top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="passages to return")] = 3,
@@ -159,9 +164,16 @@ def archive_server(
                 raise ToolError(f"too many questions from {client}; try again in {wait} s")
         try:  # the searcher refuses an empty question, as /ask's does
             check_question_length(question, max_question_chars)
-            result = server.searcher(ToolError).search(question, top_k=top_k)
+            async with searches.slot() if searches is not None else nullcontext():
+                # The search and the question log's write, off the event loop.
+                return await anyio.to_thread.run_sync(answer, question, top_k)
         except QAError as exc:
             raise ToolError(str(exc)) from exc
+        except Busy:
+            raise ToolError(f"too many questions at once; try again in {Busy.retry_after_s} s") from None
+
+    def answer(question: str, top_k: int) -> CallToolResult:
+        result = server.searcher(ToolError).search(question, top_k=top_k)
         if on_answer is not None:
             on_answer(question, result)
         return CallToolResult(

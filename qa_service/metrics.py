@@ -46,6 +46,10 @@ class Metrics:
             "qa_search_cache", "searches by whether the cache of the served version had them (hit, "
             "miss); the hit rate is hit / (hit + miss)", ["result"], registry=self.registry,
         )
+        self.searches_refused = Counter(
+            "qa_searches_refused", "questions refused with 503 because every search slot was taken "
+            "(QA_MAX_CONCURRENT_SEARCHES) and the queue was full or its wait ran out", registry=self.registry,
+        )
         self.answers = Counter(
             "qa_answers", "questions answered, by confidence (high: an answer; low: possibly "
             "related passages; none: nothing found)", ["confidence"], registry=self.registry,

@@ -16,11 +16,11 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 _SCHEMA = """
@@ -34,8 +34,31 @@ CREATE TABLE IF NOT EXISTS questions (
     helpful INTEGER
 );
 CREATE INDEX IF NOT EXISTS questions_asked_at ON questions (asked_at);
+CREATE TABLE IF NOT EXISTS question_vectors (
+    model TEXT NOT NULL,
+    text TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (model, text)
+);
 """
+_MISSED = "(confidence = 'none' OR COALESCE(helpful, 1) = 0)"
+# Counted by SQLite, each in one pass over the table rather than through the asked_at index
+# (`+asked_at`): for most of the log, reading in order is twice as fast as a lookup per row.
+_PER_DAY = (
+    f"SELECT CAST(asked_at / 86400 AS INTEGER) AS day, COUNT(*), SUM({_MISSED}) "
+    "FROM questions WHERE +asked_at >= ? GROUP BY day ORDER BY day"
+)
+# Each distinct wording: how often asked and when first and last, and the same of its
+# unanswered askings.
+_PER_WORDING = (
+    f"SELECT question, COUNT(*), MIN(asked_at), MAX(asked_at), SUM({_MISSED}), "
+    f"MIN(CASE WHEN {_MISSED} THEN asked_at END), MAX(CASE WHEN {_MISSED} THEN asked_at END) "
+    "FROM questions WHERE +asked_at >= ? GROUP BY question"
+)
 SIMILAR = 0.8  # cosine from which two unanswered questions are shown as one group
+GROUPED_SAMPLE = 300  # unanswered wordings grouped, the most asked (QA_INSIGHTS_SAMPLE)
+EMBEDDED_PER_CALL = 100  # of them, at most this many not embedded yet are embedded by one call
 DAY_S = 86_400
 
 
@@ -66,11 +89,16 @@ class Insights:
     most_asked: list[Asked]
     unanswered: list[UnansweredGroup]
     per_day: list[Day]
+    unanswered_wordings: int  # distinct unanswered questions (case and punctuation aside)
+    grouped: int  # of them, the most asked, grouped into `unanswered`
+
+
+_WORD = re.compile(r"\w+")
 
 
 def normalised(question: str) -> str:
     """The form two askings of one question share: case, punctuation and spacing dropped."""
-    return " ".join(re.findall(r"\w+", question.casefold()))
+    return " ".join(_WORD.findall(question.casefold()))
 
 
 class QuestionLog:
@@ -85,6 +113,10 @@ class QuestionLog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+        # Insights read through a connection of their own: in WAL mode a reader does not hold
+        # up the writer, so counting a large log does not delay the questions being logged.
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._read_lock = threading.Lock()
 
     def record(self, question: str, confidence: str, articles: list[str], took_ms: float) -> str:
         """Log one answered question; its id is what feedback refers to."""
@@ -108,66 +140,122 @@ class QuestionLog:
         """Delete what is older than the retention period; how many rows went."""
         cutoff = (now or time.time()) - self.retention_days * DAY_S
         with self._lock:
+            self._db.execute("DELETE FROM question_vectors WHERE added_at < ?", (cutoff,))
             return self._db.execute("DELETE FROM questions WHERE asked_at < ?", (cutoff,)).rowcount
 
-    def insights(self, days: int, embed: Callable[[list[str]], np.ndarray], limit: int = 20) -> Insights:
+    def insights(self, days: int, embed: Callable[[list[str]], np.ndarray], limit: int = 20,
+                 model: str = "", sample: int = GROUPED_SAMPLE) -> Insights:
         """The last `days`: the most asked questions, the unanswered ones (nothing found, or
-        marked not helpful) grouped by similarity, and counts per day."""
+        marked not helpful) grouped by similarity, and counts per day.
+
+        Counted by SQLite and then per distinct wording, so the cost grows with the log's
+        rows only through SQLite's counting. Of the unanswered questions, the `sample` most
+        asked (the most recently asked first among equals) are grouped; their vectors, from
+        `embed` for `model`, are kept in the log, so each wording is embedded once, and one
+        call embeds at most `EMBEDDED_PER_CALL` (those it has no vector for yet wait for the
+        next call: `grouped` says how many were)."""
         since = time.time() - days * DAY_S
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT question, confidence, helpful, asked_at FROM questions WHERE asked_at >= ? "
-                "ORDER BY asked_at", (since,)
-            ).fetchall()
-        asked: dict[str, list[str]] = {}
-        unanswered: dict[str, list[str]] = {}
-        per_day: dict[str, list[int]] = {}
-        for question, confidence, helpful, asked_at in rows:
+        with self._read_lock:
+            days_rows = self._reader.execute(_PER_DAY, (since,)).fetchall()
+            wordings = self._reader.execute(_PER_WORDING, (since,)).fetchall()
+        asked: dict[str, _Tally] = {}
+        unanswered: dict[str, _Tally] = {}
+        for question, count, first, last, missed, first_missed, last_missed in wordings:
             key = normalised(question)
-            asked.setdefault(key, []).append(question)
-            missed = confidence == "none" or helpful == 0
+            asked.setdefault(key, _Tally()).add(question, count, first, last)
             if missed:
-                unanswered.setdefault(key, []).append(question)
-            day = per_day.setdefault(time.strftime("%Y-%m-%d", time.gmtime(asked_at)), [0, 0])
-            day[0] += 1
-            day[1] += missed
-        most = sorted(asked.values(), key=len, reverse=True)[:limit]
+                unanswered.setdefault(key, _Tally()).add(question, missed, first_missed, last_missed)
+        most = sorted(asked.values(), key=lambda t: (-t.count, t.first))[:limit]
+        chosen = sorted(unanswered.values(), key=lambda t: (-t.count, -t.last))[:sample]
+        vectors = self._vectors([tally.wording for tally in chosen], embed, model)
+        chosen = [tally for tally in chosen if tally.wording in vectors]
         return Insights(
             since_days=days,
-            questions=len(rows),
-            most_asked=[Asked(_commonest(group), len(group)) for group in most],
-            unanswered=_grouped(list(unanswered.values()), embed)[:limit],
-            per_day=[Day(day, n, missed) for day, (n, missed) in sorted(per_day.items())],
+            questions=sum(n for _, n, _ in days_rows),
+            most_asked=[Asked(t.wording, t.count) for t in most],
+            unanswered=_grouped(chosen, [vectors[tally.wording] for tally in chosen])[:limit],
+            per_day=[Day(time.strftime("%Y-%m-%d", time.gmtime(day * DAY_S)), n, missed)
+                     for day, n, missed in days_rows],
+            unanswered_wordings=len(unanswered),
+            grouped=len(chosen),
         )
 
+    def _vectors(self, texts: list[str], embed: Callable[[list[str]], np.ndarray],
+                 model: str) -> dict[str, np.ndarray]:
+        """`texts`' vectors: those kept in the log, and up to `EMBEDDED_PER_CALL` of the others
+        (the first) embedded now and kept; the rest wait for the next call, so that one call's
+        time stays bounded however many new questions came in."""
+        kept: dict[str, np.ndarray] = {}
+        with self._read_lock:
+            for start in range(0, len(texts), 500):
+                part = texts[start:start + 500]
+                marks = ",".join("?" * len(part))
+                for text, blob in self._reader.execute(
+                    f"SELECT text, vector FROM question_vectors WHERE model = ? AND text IN ({marks})",
+                    (model, *part),
+                ):
+                    kept[text] = np.frombuffer(blob, dtype=np.float32)
+        missing = [text for text in texts if text not in kept][:EMBEDDED_PER_CALL]
+        if missing:
+            fresh = np.asarray(embed(missing), dtype=np.float32)
+            now = time.time()
+            rows = [(model, text, vector.tobytes(), now) for text, vector in zip(missing, fresh)]
+            with self._lock:
+                self._db.execute("BEGIN")
+                try:
+                    self._db.executemany("INSERT OR REPLACE INTO question_vectors VALUES (?, ?, ?, ?)", rows)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            kept.update(zip(missing, fresh))
+        return kept
+
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
 
 
-def _commonest(askings: list[str]) -> str:
-    """The most asked wording; of equally asked ones, the first asked."""
-    return Counter(askings).most_common(1)[0][0]
+@dataclass
+class _Tally:
+    """One question's askings, over its wordings (case and punctuation aside)."""
+
+    count: int = 0
+    first: float = float("inf")  # when first asked
+    last: float = 0.0  # when last asked
+    wording: str = ""  # the most asked wording; of equally asked ones, the first asked
+    _best: tuple[int, float] = (0, 0.0)
+
+    def add(self, wording: str, count: int, first: float, last: float) -> None:
+        self.count += count
+        self.first, self.last = min(self.first, first), max(self.last, last)
+        if (count, -first) > self._best:
+            self.wording, self._best = wording, (count, -first)
 
 
-def _grouped(askings: list[list[str]], embed: Callable[[list[str]], np.ndarray]) -> list[UnansweredGroup]:
-    """Questions (each with its askings) joined when their vectors are within `SIMILAR`: each
-    joins the first group, most asked first, whose leading question is that close."""
-    if not askings:
+def _grouped(questions: list[_Tally], vectors: list[np.ndarray]) -> list[UnansweredGroup]:
+    """Questions (most asked first, with their vectors) joined when their vectors are within
+    `SIMILAR`: each joins the first group whose leading question is that close, or leads a
+    new one. The pairs that close are found at once with FAISS (a range search over the
+    questions' own vectors); the pass over them is linear in the pairs."""
+    if not questions:
         return []
-    askings = sorted(askings, key=len, reverse=True)
-    vectors = embed([_commonest(a) for a in askings])
-    leaders: list[int] = []
-    members: dict[int, list[int]] = {}
-    for i, vector in enumerate(vectors):
-        close = [lead for lead in leaders if float(vectors[lead] @ vector) >= SIMILAR]
+    matrix = np.stack(vectors)
+    index = faiss.IndexFlatIP(matrix.shape[1])
+    index.add(matrix)
+    lims, _, neighbours = index.range_search(matrix, SIMILAR)
+    leads: dict[int, list[int]] = {}  # a group's leading question -> its members, leader first
+    for i in range(len(questions)):
+        close = [int(j) for j in neighbours[lims[i]:lims[i + 1]] if j < i and int(j) in leads]
         if close:
-            members[close[0]].append(i)
+            leads[min(close)].append(i)
         else:
-            leaders.append(i)
-            members[i] = [i]
-    groups = []
-    for lead in leaders:
-        wordings = [_commonest(askings[i]) for i in members[lead]]
-        groups.append(UnansweredGroup(wordings[0], sum(len(askings[i]) for i in members[lead]), wordings[1:5]))
+            leads[i] = [i]
+    groups = [
+        UnansweredGroup(questions[lead].wording, sum(questions[i].count for i in members),
+                        [questions[i].wording for i in members[1:5]])
+        for lead, members in leads.items()
+    ]
     return sorted(groups, key=lambda g: g.count, reverse=True)

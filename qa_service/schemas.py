@@ -5,8 +5,16 @@ from __future__ import annotations
 import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from index.conversation import (
+    MAX_EARLIER_QUESTION_CHARS,
+    MAX_HISTORY_CHARS,
+    MAX_TURN_CHARS,
+    earlier_question_too_long,
+    history_too_long,
+)
 from index.records import ARTICLE_ID_PATTERN, Answer, Confidence, Passage, SearchResult, web_link
 from qa_service.compose import ComposedAnswer
 
@@ -26,12 +34,25 @@ class Strict(BaseModel):
 
 class Turn(Strict):
     role: Literal["user", "assistant"]
-    content: str = Field(..., max_length=10_000)
+    content: str = Field(
+        ..., max_length=MAX_TURN_CHARS,
+        description=f"at most {MAX_TURN_CHARS:,} characters, and a user turn (an earlier question) "
+        f"{MAX_EARLIER_QUESTION_CHARS:,}; all turns together at most {MAX_HISTORY_CHARS:,}",
+    )
+
+    @model_validator(mode="after")
+    def _earlier_question(self) -> Self:
+        if self.role == "user" and len(self.content) > MAX_EARLIER_QUESTION_CHARS:
+            raise PydanticCustomError("question_too_long", earlier_question_too_long(len(self.content)))
+        return self
+
+
+MAX_FILTER_VALUES = 100  # article ids, or speakers, in one question's filters (POST and GET /ask)
 
 
 class AskFilters(Strict):
-    article_ids: list[str] = Field(default_factory=list, max_length=100)
-    speakers: list[str] = Field(default_factory=list, max_length=100)
+    article_ids: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    speakers: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
     sections: list[Literal["body", "comment"]] = Field(default_factory=list)
     date_from: datetime.date | None = Field(None, description="YYYY-MM-DD; articles dated on or after")
     date_to: datetime.date | None = Field(None, description="YYYY-MM-DD; articles dated on or before")
@@ -45,7 +66,9 @@ class AskRequest(Strict):
     history: list[Turn] = Field(
         default_factory=list,
         description="earlier turns of the conversation, oldest first; user turns are used to "
-        "resolve follow-ups such as 'what else does he say?'",
+        "resolve follow-ups such as 'what else does he say?' (the latest few are searched). At most "
+        f"QA_MAX_HISTORY_TURNS (20) turns, each at most {MAX_TURN_CHARS:,} characters (a user "
+        f"turn {MAX_EARLIER_QUESTION_CHARS:,}), {MAX_HISTORY_CHARS:,} in all",
     )
     top_k: int | None = Field(None, ge=1, le=20, description="passages to return (default 5)")
     filters: AskFilters | None = None
@@ -54,6 +77,14 @@ class AskRequest(Strict):
         description="compose an answer with the language model (default: yes when the service "
         "has one, QA_LLM_URL); only confident searches are composed",
     )
+
+    @field_validator("history")
+    @classmethod
+    def _history_budget(cls, history: list[Turn]) -> list[Turn]:
+        total = sum(len(turn.content) for turn in history)
+        if total > MAX_HISTORY_CHARS:
+            raise PydanticCustomError("history_too_long", history_too_long(total))
+        return history
 
 
 class HighlightOut(BaseModel):
@@ -305,3 +336,7 @@ class InsightsOut(BaseModel):
     most_asked: list[AskedOut]
     unanswered: list[UnansweredOut]
     per_day: list[DayOut]
+    unanswered_wordings: int = Field(..., description="distinct unanswered questions (case and punctuation aside)")
+    grouped: int = Field(
+        ..., description="how many of them `unanswered` groups: the most asked, at most QA_INSIGHTS_SAMPLE"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from index.encoder import Encoder
 from index.errors import InvalidQueryError
 from index.records import SearchResult
 from index.search import Searcher
+from qa_service.admission import Busy, SearchSlots
 from qa_service.compose import Composer
 from qa_service.holder import IndexHolder
 from qa_service.jobs import Job, JobRunner
@@ -43,6 +45,7 @@ class Service:
     search_cache: SearchCache  # recent searches of the served version (QA_SEARCH_CACHE_SIZE)
     question_log: QuestionLog | None  # None when QA_QUESTION_LOG_DAYS is 0
     feedback_limiter: RateLimiter | None
+    searches: SearchSlots  # searches at once (QA_MAX_CONCURRENT_SEARCHES) and waiting
 
     def record_question(self, question: str, result: SearchResult, took_ms: float) -> str | None:
         """Log an answered question when the question log is on: its answer id, else None."""
@@ -77,6 +80,19 @@ async def ask_rate_limit(request: Request, service: Annotated[Service, Depends(g
 
 async def feedback_rate_limit(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
     _within(service.feedback_limiter, request, "too much feedback")
+
+
+async def search_slot(service: Annotated[Service, Depends(get_service)]) -> AsyncIterator[None]:
+    """Holds one of the process's search slots while the route runs: 503 when none is free
+    within QA_SEARCH_QUEUE_WAIT_S, or the queue (QA_SEARCH_QUEUE) is full."""
+    try:
+        async with service.searches.slot():
+            yield
+    except Busy:
+        service.metrics.searches_refused.inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, BUSY, headers={"Retry-After": str(Busy.retry_after_s)}
+        ) from None
 
 
 def _within(limiter: RateLimiter | None, request: Request, too_much: str) -> None:
@@ -116,9 +132,14 @@ async def require_admin(
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
-ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 413, 422, 503)}
-ASK_ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 422, 429, 503)}
-ADMIN_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 408, 413, 422, 503)}
+BUSY = "too many questions at once; try again in a second"
+ASK_ERRORS = {
+    **{code: {"model": ErrorOut} for code in (400, 408, 413, 422, 429)},
+    503: {"model": ErrorOut, "description": f"no index is loaded yet, or busy: {BUSY} (with Retry-After)",
+          "headers": {"Retry-After": {"description": "seconds to wait, when busy", "schema": {"type": "integer"}}}},
+}
+ADMIN_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 408, 409, 413, 415, 422)}
 
 
 def job_accepted(job: Job, article_id: str | None = None) -> JobAccepted:

@@ -31,6 +31,18 @@ class ServiceSettings(Settings):
     max_body_bytes: int = Field(
         2_000_000, ge=1024, description="largest request body (JSON or uploaded article)"
     )
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="a request body that stops arriving for this long gets a 408 and the connection closed"
+    )
+    max_concurrent_searches: int = Field(
+        8, ge=1, description="questions searched at once (/ask, the MCP tool); more wait in the search queue"
+    )
+    search_queue: int = Field(
+        32, ge=0, description="questions that may wait for a search slot; beyond them, 503 with Retry-After"
+    )
+    search_queue_wait_s: float = Field(
+        2.0, ge=0, description="longest a question waits for a search slot before its 503"
+    )
     ask_rate_per_minute: int = Field(
         120, ge=0, description="sustained /ask requests a minute per client address; 0 turns the limit off"
     )
@@ -41,12 +53,20 @@ class ServiceSettings(Settings):
     search_cache_size: int = Field(
         1000, ge=0, description="recent searches kept per index version for repeated questions; 0 turns it off"
     )
+    search_cache_bytes: int = Field(
+        64 * 2**20, ge=0, description="bytes the search cache may hold (64 MiB), estimated from "
+        "its results' sizes (the least recently used go first); its keys are 16-byte digests",
+    )
     reload_interval_s: float = Field(
         1.0, gt=0, description="how often the service checks for a newly published index version"
     )
     question_log_days: int = Field(
         30, ge=0, description="days the question log (questions, confidence, articles cited, "
         "feedback; nothing about the reader) keeps a question; 0 turns the log off",
+    )
+    insights_sample: int = Field(
+        300, ge=1, description="unanswered questions /admin/insights groups by similarity: the most "
+        "asked (the latest first among equals); each is embedded once and its vector kept in the log",
     )
     question_log_path: Path | None = Field(
         None, description="the question log's SQLite file (default: questions.sqlite beside the index folder)"

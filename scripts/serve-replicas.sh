@@ -52,6 +52,11 @@ http {
   uwsgi_temp_path $run_dir/uwsgi;
   scgi_temp_path $run_dir/scgi;
   client_max_body_size 25m;
+  # Slow clients wait here, not in a replica (as deploy/nginx-replicas.conf).
+  client_header_timeout 10s;
+  client_body_timeout 10s;
+  send_timeout 30s;
+  keepalive_timeout 15s;
   upstream qa_replicas {
 $upstream  }
   server {

@@ -36,6 +36,16 @@ def test_onnx_question_vectors_equal_torch_vectors(encoder: Encoder) -> None:
     np.testing.assert_allclose(onnx, torch_vectors, atol=1e-4)
 
 
+def test_texts_embedded_together_equal_one_by_one(encoder: Encoder) -> None:
+    # encode_questions runs texts in padded batches of similar length (citation checks, the
+    # insights' question groups); each vector is what the question path gives it alone.
+    texts = [*_questions(), "Why?", "who argues against means-testing?", "a " * 300, "Where?"] * 3
+    together = encoder.encode_questions(texts)
+    alone = np.stack([encoder.encode_query(text) for text in texts])
+    assert together.shape == (len(texts), encoder.dim) and together.dtype == np.float32
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+
+
 def test_torch_backend_is_a_setting(encoder: Encoder) -> None:
     torch_encoder = Encoder(encoder.model_name, query_backend="torch")
     question = "who argues against means-testing?"

@@ -11,7 +11,7 @@ from index.cli import eval_main
 from index.errors import InvalidQueryError
 from index.evaluate import normalise
 from index.records import SearchResult
-from index.conversation import MAX_HISTORY_TURNS, Reference, refers_back
+from index.conversation import MAX_EARLIER_QUESTION_CHARS, MAX_HISTORY_TURNS, Reference, refers_back
 from index.search import Searcher
 
 KITCHEN = "Who compares healthcare to having a kitchen replaced?"
@@ -185,8 +185,12 @@ def test_a_full_history_is_accepted_and_resolved_by_its_latest_turns(searcher: S
         (COUNCILS, ["   "], r"history\[0\] is an empty question"),
         (COUNCILS, KITCHEN, "not one string"),
         (COUNCILS, [KITCHEN, None], r"history\[1\] is NoneType"),
+        (COUNCILS, [KITCHEN, "w" * (MAX_EARLIER_QUESTION_CHARS + 1)],
+         rf"history\[1\] is an earlier question of {MAX_EARLIER_QUESTION_CHARS + 1} characters; "
+         rf"the limit is {MAX_EARLIER_QUESTION_CHARS}"),
         # Refused even when the question would not have used it.
         ("Which countries have co-operatives running hospitals?", [""], "empty question"),
+        ("Which countries have co-operatives running hospitals?", ["w" * 5000], "earlier question of 5000"),
     ],
 )
 def test_bad_history_is_refused(

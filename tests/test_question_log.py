@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import time
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from index.encoder import Encoder
 from qa_service.app import create_app
+from qa_service.question_log import EMBEDDED_PER_CALL, QuestionLog
 from qa_service.settings import ServiceSettings
 from tests.conftest import SAMPLE_ARTICLES, free_port, start_qa_serve
 
@@ -105,3 +107,85 @@ def test_the_log_survives_kill_9(sample_index: Path, tmp_path: Path) -> None:
     with sqlite3.connect(log) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT COUNT(*) FROM questions").fetchone()[0] == 20
+
+
+# Unanswered questions worded several ways (the first, asked most, leads its group), each
+# wording at a cosine of at least 0.81 from the first and under 0.35 from other groups'.
+SIMILAR_WORDINGS = {
+    "cup": ["Who won the 2018 FIFA World Cup?", "Which team won the football World Cup in 2018?",
+            "who won the world cup in 2018", "Who were the 2018 World Cup winners?"],
+    "weather": ["What will the weather be like tomorrow?", "What is the weather forecast for tomorrow?",
+                "Tomorrow's weather forecast?", "what's the weather tomorrow"],
+    "lottery": ["What were last night's lottery numbers?", "Which lottery numbers were drawn last night?",
+                "Last night's lottery results?", "lottery numbers last night"],
+    "bread": ["How do I bake sourdough bread?", "What is a good recipe for sourdough bread?",
+              "How to make sourdough bread at home?", "sourdough bread recipe"],
+    # Found something, but readers said it did not help.
+    "strike": ["When is the next train strike?", "When is the next rail strike?",
+               "Are the trains on strike next week?", "date of the next train strike"],
+}
+
+
+def _fill_large_log(log: QuestionLog) -> tuple[int, int]:
+    """Thousands of rows as /ask and /feedback write them: answered questions, the groups
+    above, and 2,000 unanswered questions asked once each. The rows and distinct unanswered
+    wordings written."""
+    rng = random.Random(32)
+    rows = 0
+    for number in range(5000):
+        log.record(f"Who argues against means-testing? ({number % 50})", "low", ["000_b56ffdfc634a8662"], 5.0)
+        rows += 1
+    words = ["violin", "glacier", "mortgage", "penguin", "satellite", "chess", "volcano", "yoga", "jazz",
+             "tax return", "passport", "marathon", "orchid", "submarine", "bitcoin", "opera", "cricket",
+             "telescope", "vaccine", "wallpaper", "kayak", "sushi", "tornado", "pottery", "dinosaur"]
+    noise = {f"{rng.choice(['How', 'Why', 'Where', 'When'])} {rng.choice(['do', 'can', 'should'])} I "
+             f"{rng.choice(['buy', 'fix', 'learn', 'paint', 'sell'])} a {a} and a {b} number {n}?"
+             for n in range(2000) for a, b in [rng.sample(words, 2)]}
+    for question in noise:
+        log.record(question, "none", [], 4.0)
+        rows += 1
+    for name, wordings in SIMILAR_WORDINGS.items():
+        for position, wording in enumerate(wordings):
+            for _ in range(6 if position == 0 else 3):
+                if name == "strike":
+                    answer = log.record(wording, "low", ["003_34ccfc135a31d0e8"], 6.0)
+                    assert log.feedback(answer, helpful=False)
+                else:
+                    log.record(wording, "none", [], 4.0)
+                rows += 1
+    return rows, len(noise) + sum(len(w) for w in SIMILAR_WORDINGS.values())
+
+
+def test_insights_group_similar_questions_of_a_large_log(
+    sample_index: Path, encoder: Encoder, tmp_path: Path
+) -> None:
+    path = tmp_path / "questions.sqlite"
+    log = QuestionLog(path, 30)
+    rows, distinct = _fill_large_log(log)
+    log.close()
+    settings = ServiceSettings(index_dir=sample_index, articles_dir=SAMPLE_ARTICLES, admin_token=TOKEN,
+                               question_log_path=path, ask_rate_per_minute=0, insights_sample=120)
+    calls, kept = [], []
+    with TestClient(create_app(settings, encoder=encoder)) as client:
+        for _ in range(3):
+            calls.append(client.get("/admin/insights", headers=AUTH).json())
+            with sqlite3.connect(path) as db:
+                kept.append(db.execute("SELECT COUNT(*) FROM question_vectors").fetchone()[0])
+    # One call embeds at most EMBEDDED_PER_CALL (100) questions, the most asked first, and keeps
+    # their vectors: the second has all 120, the third embeds nothing and answers the same.
+    assert [call["grouped"] for call in calls] == kept == [EMBEDDED_PER_CALL, 120, 120]
+    found = calls[2]
+    assert calls[1] == found
+
+    assert found["questions"] == rows and sum(day["questions"] for day in found["per_day"]) == rows
+    assert found["unanswered_wordings"] == distinct
+    # Each set of similar wordings is one group, led by its most asked wording, with all its
+    # askings; no group mixes two sets.
+    groups = found["unanswered"]
+    for wordings in SIMILAR_WORDINGS.values():
+        group = next(g for g in groups if g["question"] == wordings[0])
+        assert group["count"] == 6 + 3 * 3
+        assert sorted(group["examples"]) == sorted(wordings[1:])
+    # The questions asked once (some of them alike) come after the five.
+    assert [g["count"] for g in groups[:5]] == [15] * 5 and all(g["count"] < 5 for g in groups[5:])
+    assert found["most_asked"][0]["count"] == 100

@@ -1,6 +1,9 @@
 """qa-sync against a real HTTP server on 127.0.0.1 serving files this test writes: an RSS feed,
 an Atom feed, a sitemap index, article pages, and hostile pages (missing, huge, not HTML, a
-redirect to another host, too slow)."""
+redirect to another host, too slow).
+
+The server is on loopback, which the sync refuses by default (tests/test_sync_guard.py), so
+every sync here allows private addresses explicitly: `LOCAL`, QA_SYNC_ALLOW_PRIVATE."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from ingest.load import load_folder
 from ingest.sync import STATE_FILE, SyncOptions, article_id, sync
 
 ARTICLES = Path(__file__).resolve().parent.parent / "data" / "articles"
+LOCAL = SyncOptions(allow_private=True)  # the test site is on 127.0.0.1
 TYPES = {".html": "text/html; charset=utf-8", ".xml": "application/xml", ".rss": "application/rss+xml",
          ".atom": "application/atom+xml", ".pdf": "application/pdf"}
 
@@ -121,7 +125,7 @@ def test_feed_sync_new_changed_unchanged_and_failed(site: Site, tmp_path: Path) 
     listed = ["a.html", "b.html", "missing.html", "huge.html", "doc.pdf", "away.html", "slow.html"]
     site.write("feed.rss", rss(site, listed))
     folder = tmp_path / "articles"
-    options = SyncOptions(timeout_s=1, max_bytes=1_000_000)
+    options = SyncOptions(timeout_s=1, max_bytes=1_000_000, allow_private=True)
 
     first = sync([site.url("feed.rss")], folder, options)
     assert sorted(first.new) == sorted([article_id(site.url("a.html")), article_id(site.url("b.html"))])
@@ -162,19 +166,19 @@ def test_sitemap_index_unlisted_pages_are_kept_unless_pruned(site: Site, tmp_pat
     site.write("sitemap.xml", f"<?xml version='1.0'?><sitemapindex xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>{index}</sitemapindex>")
     folder = tmp_path / "articles"
 
-    assert len(sync([site.url("sitemap.xml")], folder).new) == 3
+    assert len(sync([site.url("sitemap.xml")], folder, LOCAL).new) == 3
     three = article_id(site.url("three.html"))
     site.write("old.xml", sitemap(site, []))  # three.html is no longer listed
 
-    kept = sync([site.url("sitemap.xml")], folder)
+    kept = sync([site.url("sitemap.xml")], folder, LOCAL)
     assert kept.unlisted == [site.url("three.html")] and (folder / f"{three}.html").exists()
 
     # A source that cannot be read never prunes: the archive is not emptied by an outage.
-    broken = sync([site.url("sitemap.xml"), site.url("gone.xml")], folder, SyncOptions(prune=True))
+    broken = sync([site.url("sitemap.xml"), site.url("gone.xml")], folder, SyncOptions(prune=True, allow_private=True))
     assert broken.sources_failed[0].reason == "HTTP 404" and broken.pruned == []
     assert (folder / f"{three}.html").exists()
 
-    pruned = sync([site.url("sitemap.xml")], folder, SyncOptions(prune=True))
+    pruned = sync([site.url("sitemap.xml")], folder, SyncOptions(prune=True, allow_private=True))
     assert pruned.pruned == [site.url("three.html")]
     assert not (folder / f"{three}.html").exists() and not (folder / f"{three}.meta.json").exists()
     assert site.url("three.html") not in json.loads((folder / STATE_FILE).read_text())["pages"]
@@ -185,7 +189,7 @@ def test_atom_feed_and_what_is_not_a_feed(site: Site, tmp_path: Path) -> None:
     site.write("feed.atom", f"<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><title>t</title>"
                             f"<entry><title>a</title><link href='{site.url('a.html')}'/></entry></feed>")
     site.write("page.html", "<html><body><p>Just a page</p></body></html>")
-    report = sync([site.url("feed.atom"), site.url("page.html")], tmp_path / "articles")
+    report = sync([site.url("feed.atom"), site.url("page.html")], tmp_path / "articles", LOCAL)
     assert len(report.new) == 1
     assert report.sources_failed[0].url == site.url("page.html")
     assert report.sources_failed[0].reason.startswith("neither a feed nor a sitemap")
@@ -199,7 +203,7 @@ def test_cli_syncs_and_ingests_and_a_second_run_embeds_nothing(site: Site, tmp_p
     qa_sync = str(Path(sys.executable).parent / "qa-sync")
     command = [qa_sync, site.url("feed.rss"), "--articles", str(tmp_path / "articles"), "--ingest",
                "--index", str(tmp_path / "index"), "--json"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_SYNC_ALLOW_PRIVATE": "1"}
     first = subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stderr
     synced, ingested = (json.loads(line) for line in first.stdout.splitlines())
@@ -232,7 +236,7 @@ def test_service_syncs_on_post_admin_sync_and_on_its_timer(site: Site, tmp_path:
     site.write("a.html", page("Means-testing social care", "Simon Duffy", texts[0]))
     site.write("b.html", page("Co-operatives in health", "Ed Mayo", texts[1]))
     site.write("feed.rss", rss(site, ["a.html", "b.html", "missing.html"]))
-    common = {"ask_rate_per_minute": 0, "admin_token": TOKEN}
+    common = {"ask_rate_per_minute": 0, "admin_token": TOKEN, "sync_allow_private": True}
 
     on_request = ServiceSettings(index_dir=tmp_path / "one" / "index", articles_dir=tmp_path / "one" / "articles",
                                  sync_urls=[site.url("feed.rss")], **common)

@@ -20,7 +20,7 @@ from index.search import Searcher
 from qa_service.compose import ComposedAnswer
 from qa_service.llm import GenerationError
 from qa_service.rewrite import archive_turns
-from qa_service.schemas import AskFilters, AskRequest, AskResponse, GeneratedOut, Turn
+from qa_service.schemas import MAX_FILTER_VALUES, AskFilters, AskRequest, AskResponse, GeneratedOut, Turn
 from qa_service.service import (
     ASK_ERRORS,
     SearcherDep,
@@ -28,6 +28,7 @@ from qa_service.service import (
     ServiceDep,
     ask_rate_limit,
     check_question_length,
+    search_slot,
 )
 
 NO_MODEL = "composed answers are off: the service has no language model (set QA_LLM_URL)"
@@ -51,7 +52,11 @@ STREAM_DOC = {
 
 
 def ask_router() -> APIRouter:
-    router = APIRouter(tags=["ask"], dependencies=[Depends(ask_rate_limit)])
+    # The search slot is held while the route runs (search, and a composed answer for /ask),
+    # not while /ask/stream streams the answer after it.
+    router = APIRouter(
+        tags=["ask"], dependencies=[Depends(ask_rate_limit), Depends(search_slot, scope="function")]
+    )
 
     @router.post("/ask", response_model=AskResponse, responses=ASK_ERRORS)
     def ask(body: AskRequest, service: ServiceDep, searcher: SearcherDep) -> AskResponse:
@@ -67,8 +72,11 @@ def ask_router() -> APIRouter:
         searcher: SearcherDep,
         q: Annotated[str, Query(description="the question")],
         top_k: Annotated[int | None, Query(ge=1, le=20)] = None,
-        article: Annotated[list[str], Query(description="only these article ids")] = [],  # noqa: B006
-        speaker: Annotated[list[str], Query(description="only these speakers")] = [],  # noqa: B006
+        # Bounded here as POST's filters are, so that building them below cannot fail.
+        article: Annotated[list[str], Query(max_length=MAX_FILTER_VALUES,
+                                            description="only these article ids")] = [],  # noqa: B006
+        speaker: Annotated[list[str], Query(max_length=MAX_FILTER_VALUES,
+                                            description="only these speakers")] = [],  # noqa: B006
         generate: Annotated[bool | None, Query(description="compose an answer (see POST /ask)")] = None,
     ) -> AskResponse:
         """The same as POST /ask, for curl: `curl 'http://127.0.0.1:8000/ask?q=who+argues+...'`."""
@@ -101,6 +109,8 @@ def _search(service: Service, searcher: Searcher, question: str, history: list[T
             f"history has {len(history)} turns; the limit is {service.settings.max_history_turns}"
         )
     earlier = [turn.content for turn in history if turn.role == "user" and turn.content.strip()]
+    for turn in earlier:  # an earlier question is held to the same limit as the question
+        check_question_length(turn, service.settings.max_question_chars)
     searched = _rewritten(service, searcher, question, earlier) or question
     wanted = _filters(filters)
     key = (searched.strip(), top_k, wanted, tuple(earlier))

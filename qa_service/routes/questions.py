@@ -24,7 +24,7 @@ def questions_router() -> APIRouter:
     @router.post(
         "/feedback", response_model=FeedbackOut, tags=["ask"],
         dependencies=[Depends(feedback_rate_limit)],
-        responses={code: {"model": ErrorOut} for code in (400, 404, 409, 413, 422, 429)},
+        responses={code: {"model": ErrorOut} for code in (400, 404, 408, 409, 413, 422, 429)},
     )
     def feedback(body: FeedbackIn, service: ServiceDep) -> FeedbackOut:
         """Say whether an answer helped; the last word on an answer counts. Not-helpful
@@ -41,8 +41,11 @@ def questions_router() -> APIRouter:
         service: ServiceDep, days: Annotated[int, Query(ge=1, le=3660, description="how far back")] = 30
     ) -> InsightsOut:
         """The most asked questions, the unanswered ones (nothing found, or marked not helpful)
-        grouped by similarity, and questions and unanswered ones per day."""
-        found = _log(service).insights(days, service.encoder.encode_questions)
+        grouped by similarity (the QA_INSIGHTS_SAMPLE most asked of them), and questions and
+        unanswered ones per day."""
+        settings = service.settings
+        found = _log(service).insights(days, service.encoder.encode_questions, model=settings.model,
+                                       sample=settings.insights_sample)
         return InsightsOut.model_validate(asdict(found))
 
     return router

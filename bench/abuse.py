@@ -1,0 +1,290 @@
+"""A bounded abuse run against a real `qa-serve` on 127.0.0.1 (issue 32): what one server's
+resident memory does, and how fast a normal reader is answered meanwhile.
+
+At once, from threads of this process:
+- `--long-workers` clients each ask `--long-each` distinct 1,000-character questions;
+- `--history-workers` clients send `--histories` follow-ups ("Does he trust councils with the
+  money?"), each with its own 20-turn history near the limits (29,000 characters: earlier
+  questions of 1,000, answers of 1,900), which also fills the search cache with distinct
+  entries;
+- one client sends `--oversized` follow-ups with a 10,000-character earlier turn (refused);
+- one normal reader asks a short question every `--normal-every` seconds, each worded apart
+  (a cache miss), and is timed (and 30 such questions before the load, for comparison).
+
+The load's clients, refused with 503 when the server's search slots and queue are full, ask
+again after its Retry-After until answered, so all the work above is done in the end; the
+normal reader does not (a 503 is counted against it).
+
+The server runs with its defaults (search slots, cache, question log in a temporary folder),
+except the per-address rate limit: every client here is 127.0.0.1, so the limit would turn the
+run into a test of the limiter; `QA_ASK_RATE_PER_MINUTE=0` turns it off, and what is measured
+is memory and latency under the load itself. Resident memory is read from /proc/PID/status
+(VmRSS every 50 ms, and VmHWM, the kernel's own peak).
+
+    .venv/bin/python -m bench.abuse --index IDX [--articles data/articles] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NORMAL = [
+    "who argues against means-testing?", "Who compares healthcare to having a kitchen replaced?",
+    "How much have A&E visits gone up?", "What is missing from the NHS Long Term Plan?",
+    "What is the Right to Provide scheme?", "What is the People Focused Group?",
+    "Which countries have co-operatives running hospitals?",
+]
+WORDS = ("council budget health care tax school funding hospital housing police minister money "
+         "staff trust plan reform nurses waiting lists social care pay").split()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak) of `pid`, in MB."""
+    values = {}
+    with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+        for line in handle:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = round(int(rest.split()[0]) / 1024, 1)
+    return values
+
+
+class Client:
+    """One keep-alive connection; `post` returns (status, seconds)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def post(self, path: str, body: dict) -> tuple[int, float]:
+        data = json.dumps(body).encode()
+        started = time.perf_counter()
+        self.retry_after = 1.0
+        try:
+            self.connection.request("POST", path, data, {"Content-Type": "application/json"})
+            response = self.connection.getresponse()
+            response.read()
+            status = response.status
+            self.retry_after = float(response.getheader("Retry-After") or 1)
+        except (OSError, http.client.HTTPException, ValueError):
+            self.connection.close()
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            status = 0  # the connection failed
+        return status, time.perf_counter() - started
+
+    def insist(self, path: str, body: dict, count: Callable[[int], None], tries: int = 120) -> int:
+        """`post` again after each 503's Retry-After, as a determined client does, so that
+        the work is done in the end; each answer counted."""
+        for _ in range(tries):
+            status = self.post(path, body)[0]
+            count(status)
+            if status != 503:
+                return status
+            time.sleep(self.retry_after)
+        return 503
+
+
+def long_question(worker: int, number: int) -> str:
+    words = [WORDS[(worker * 7 + number * 13 + i * i) % len(WORDS)] for i in range(200)]
+    return f"Question {worker}-{number}: what about " + " ".join(words)[:960] + "?"
+
+
+def long_history(number: int) -> list[dict]:
+    turns = []
+    for turn in range(10):
+        text = f"{number}.{turn} " + " ".join(WORDS[(number + turn + i) % len(WORDS)] for i in range(300))
+        turns += [{"role": "user", "content": text[:1000]}, {"role": "assistant", "content": text[:1900]}]
+    return turns
+
+
+def start_server(index: Path, articles: Path, port: int, folder: Path) -> subprocess.Popen:
+    env = {**os.environ, "QA_ASK_RATE_PER_MINUTE": "0", "QA_QUESTION_LOG_PATH": str(folder / "questions.sqlite"),
+           "HF_HUB_OFFLINE": "1"}
+    log = (folder / "serve.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "qa-serve"), "--index", str(index), "--articles", str(articles),
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"qa-serve exited: {(folder / 'serve.log').read_text()[-2000:]}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            connection.request("GET", "/readyz")
+            if json.loads(connection.getresponse().read()).get("ready"):
+                return server
+        except OSError:
+            pass
+        time.sleep(0.3)
+    server.kill()
+    raise SystemExit("qa-serve was not ready within 180 s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+def run(args: argparse.Namespace) -> dict:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="qa-abuse-") as name:
+        folder = Path(name)
+        server = start_server(args.index, args.articles, port, folder)
+        try:
+            return _abuse(server.pid, port, args)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _abuse(pid: int, port: int, args: argparse.Namespace) -> dict:
+    warm = Client(port)
+    for question in NORMAL:  # the first questions of a fresh server, as any reader's
+        warm.post("/ask", {"question": question})
+    quiet = [warm.post("/ask", {"question": f"{NORMAL[n % len(NORMAL)]} (quiet {n})"})[1] for n in range(30)]
+    at_start = rss(pid)
+    statuses: dict[str, Counter] = {kind: Counter() for kind in ("long", "history", "oversized", "normal")}
+    normal_s: list[float] = []
+    samples: list[float] = []
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def count(kind: str, status: int) -> None:
+        with lock:
+            statuses[kind][status] += 1
+
+    def long_worker(worker: int) -> None:
+        client = Client(port)
+        for number in range(args.long_each):
+            client.insist("/ask", {"question": long_question(worker, number)}, partial(count, "long"))
+
+    next_history = iter(range(args.histories))
+
+    def history_worker() -> None:
+        client = Client(port)
+        for number in next_history:  # shared: each history is sent once
+            body = {"question": "Does he trust councils with the money?", "history": long_history(number)}
+            client.insist("/ask", body, partial(count, "history"))
+
+    def oversized_worker() -> None:
+        client = Client(port)
+        for number in range(args.oversized):
+            history = [{"role": "user", "content": f"{number} " + "why " * 2500}]
+            body = {"question": "What else does he say?", "history": history}
+            client.insist("/ask", body, partial(count, "oversized"))
+
+    def normal_reader() -> None:
+        client = Client(port)
+        number = 0
+        while not done.is_set():
+            question = f"{NORMAL[number % len(NORMAL)]} ({number})"
+            status, took = client.post("/ask", {"question": question})
+            count("normal", status)
+            if status == 200:
+                normal_s.append(took)
+            number += 1
+            done.wait(args.normal_every)
+
+    def sampler() -> None:
+        while not done.is_set():
+            samples.append(rss(pid)["VmRSS"])
+            done.wait(0.05)
+
+    load = [threading.Thread(target=long_worker, args=(w,)) for w in range(args.long_workers)]
+    load += [threading.Thread(target=history_worker) for _ in range(args.history_workers)]
+    load += [threading.Thread(target=oversized_worker)]
+    watchers = [threading.Thread(target=normal_reader), threading.Thread(target=sampler)]
+    started = time.perf_counter()
+    for thread in watchers + load:
+        thread.start()
+    for thread in load:
+        thread.join(timeout=max(1.0, args.max_s - (time.perf_counter() - started)))
+    took_s = time.perf_counter() - started
+    done.set()
+    for thread in watchers:
+        thread.join()
+    time.sleep(args.settle_s)
+    after = rss(pid)
+    metrics = _cache_metrics(port)
+    return {
+        "machine_cpus": len(os.sched_getaffinity(0)),
+        "load_average_at_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "run_s": round(took_s, 1),
+        "finished_within_max_s": not any(thread.is_alive() for thread in load),
+        "rss_mb_at_start": at_start["VmRSS"],
+        "rss_mb_peak_sampled": max(samples, default=0.0),
+        "rss_mb_peak_vmhwm": after["VmHWM"],
+        f"rss_mb_{args.settle_s:g}s_after": after["VmRSS"],
+        "requests": {kind: dict(sorted(counter.items())) for kind, counter in statuses.items()},
+        "normal_ask_without_load": _latency(quiet),
+        "normal_ask": {
+            "asked": sum(statuses["normal"].values()),
+            "answered": len(normal_s),
+            "p50_ms": round(percentile(normal_s, 50) * 1000, 1) if normal_s else None,
+            "p99_ms": round(percentile(normal_s, 99) * 1000, 1) if normal_s else None,
+            "max_ms": round(max(normal_s) * 1000, 1) if normal_s else None,
+        },
+        "search_cache": metrics,
+    }
+
+
+def _latency(seconds: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(percentile(seconds, 50) * 1000, 1), "p99_ms": round(percentile(seconds, 99) * 1000, 1)}
+
+
+def _cache_metrics(port: int) -> dict[str, float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/metrics")
+    found = {}
+    for line in connection.getresponse().read().decode().splitlines():
+        if line.startswith("qa_search_cache_total{"):
+            found[line.split('"')[1]] = float(line.split()[-1])
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--articles", type=Path, default=REPO / "data" / "articles")
+    parser.add_argument("--long-workers", type=int, default=40)
+    parser.add_argument("--long-each", type=int, default=5)
+    parser.add_argument("--history-workers", type=int, default=20)
+    parser.add_argument("--histories", type=int, default=700)
+    parser.add_argument("--oversized", type=int, default=50)
+    parser.add_argument("--normal-every", type=float, default=0.2, help="seconds between a normal reader's questions")
+    parser.add_argument("--max-s", type=float, default=600, help="stop waiting for the load after this long")
+    parser.add_argument("--settle-s", type=float, default=5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    figures = run(args)
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
