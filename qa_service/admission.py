@@ -1,12 +1,22 @@
 """A bound on the searches a process runs at once (QA_MAX_CONCURRENT_SEARCHES): a burst of
 questions waits a little in a short queue, and beyond it is refused (503 with Retry-After at
-/ask, a tool error over MCP) instead of each extra question holding its own search's memory."""
+/ask, a tool error over MCP) instead of each extra question holding its own search's memory.
+
+A heavy request (a long question, or many long earlier questions to search again) may hold at
+most half the slots, and waits in its own line: a burst of expensive requests cannot make a
+reader's short question wait behind it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+# A request that asks for more than this many characters to be searched (its question and the
+# earlier questions of its history) is heavy; a reader's question with a few earlier ones is
+# well below it.
+HEAVY_CHARS = 500
 
 
 class Busy(Exception):
@@ -16,29 +26,54 @@ class Busy(Exception):
 
 
 class SearchSlots:
-    """At most `limit` searches at once; up to `queue` more wait, each at most `wait_s`, for a
-    slot; any beyond those are refused at once. Used from the event loop only."""
+    """At most `limit` searches at once, at most half of them (at least one) heavy; up to `queue`
+    more of each kind wait, each at most `wait_s`, for a slot; any beyond those are refused at
+    once. Used from the event loop only."""
 
     def __init__(self, limit: int, queue: int, wait_s: float) -> None:
+        heavy_limit = max(1, limit // 2)
         self._free = asyncio.Semaphore(limit)
-        self._room = limit + queue  # searches running or waiting
+        self._heavy = asyncio.Semaphore(heavy_limit)
+        self._room = {False: limit + queue, True: heavy_limit + queue}  # running or waiting
+        self._admitted = {False: 0, True: 0}
         self._wait_s = wait_s
-        self._admitted = 0
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        if self._admitted >= self._room:
+    async def slot(self, heavy: bool = False) -> AsyncIterator[None]:
+        if self._admitted[heavy] >= self._room[heavy]:
             raise Busy
-        self._admitted += 1
+        self._admitted[heavy] += 1
+        held: list[asyncio.Semaphore] = []
         try:
             try:
                 async with asyncio.timeout(self._wait_s):
-                    await self._free.acquire()
+                    for semaphore in (self._heavy, self._free) if heavy else (self._free,):
+                        await semaphore.acquire()
+                        held.append(semaphore)
             except TimeoutError:
                 raise Busy from None
-            try:
-                yield
-            finally:
-                self._free.release()
+            yield
         finally:
-            self._admitted -= 1
+            for semaphore in held:
+                semaphore.release()
+            self._admitted[heavy] -= 1
+
+
+def searched_chars(query_question: str, body: bytes) -> int:
+    """How many characters a request asks to be searched: the question (`q` of a GET, or the
+    JSON body's `question`) and the user turns of its `history`. A body that is not such JSON
+    counts nothing: it is refused with a 422 after it gets its slot."""
+    if not body:
+        return len(query_question)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return 0
+    if not isinstance(data, dict):
+        return 0
+    history = data.get("history")
+    texts = [data.get("question")] + [
+        turn.get("content") for turn in (history if isinstance(history, list) else [])
+        if isinstance(turn, dict) and turn.get("role") == "user"
+    ]
+    return sum(len(text) for text in texts if isinstance(text, str))

@@ -16,7 +16,7 @@ from index.encoder import Encoder
 from index.errors import InvalidQueryError
 from index.records import SearchResult
 from index.search import Searcher
-from qa_service.admission import Busy, SearchSlots
+from qa_service.admission import HEAVY_CHARS, Busy, SearchSlots, searched_chars
 from qa_service.compose import Composer
 from qa_service.holder import IndexHolder
 from qa_service.jobs import Job, JobRunner
@@ -82,11 +82,14 @@ async def feedback_rate_limit(request: Request, service: Annotated[Service, Depe
     _within(service.feedback_limiter, request, "too much feedback")
 
 
-async def search_slot(service: Annotated[Service, Depends(get_service)]) -> AsyncIterator[None]:
+async def search_slot(request: Request, service: Annotated[Service, Depends(get_service)]) -> AsyncIterator[None]:
     """Holds one of the process's search slots while the route runs: 503 when none is free
-    within QA_SEARCH_QUEUE_WAIT_S, or the queue (QA_SEARCH_QUEUE) is full."""
+    within QA_SEARCH_QUEUE_WAIT_S, or the queue (QA_SEARCH_QUEUE) is full. A heavy request
+    (`HEAVY_CHARS` to search) waits for one of the heavy ones (admission.py). FastAPI has read
+    the body before its dependencies run, so reading it here reads what it kept."""
+    heavy = searched_chars(request.query_params.get("q", ""), await request.body()) > HEAVY_CHARS
     try:
-        async with service.searches.slot():
+        async with service.searches.slot(heavy):
             yield
     except Busy:
         service.metrics.searches_refused.inc()

@@ -41,16 +41,17 @@ def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     env = {**os.environ, "QA_BENCH_CACHE": str(tmp_path / "cache"), "QA_BENCH_SEEDS": "40", "HF_HUB_OFFLINE": "1",
            "QA_BENCH_SCIFACT": str(write_tiny_beir(tmp_path / "scifact"))}
-    subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(out)], cwd=ROOT, env=env,
-                   check=True, timeout=900)
+    # One index size, so that each system's server starts once per client count.
+    subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--sizes", "300", "--out", str(out)], cwd=ROOT,
+                   env=env, check=True, timeout=900)
     results = json.loads((tmp_path / "cache" / "results-quick.json").read_text())
     assert results["ingest"]["chunks"] > 0 and results["ingest"]["ratio"] > 0
     assert [r["articles"] for r in results["incremental"]] == [20, 60]
     assert all(r["chunks_embedded"] > 0 for r in results["incremental"])
-    assert {r["chunks"] for r in results["recall"]} == {300, 900}
+    assert {r["chunks"] for r in results["recall"]} == {300}
     assert all(0 <= r["recall_at_10"] <= 1 for r in results["recall"])
     systems = {(r["system"], r["chunks"]) for r in results["latency"]}
-    assert systems == {("ours", 300), ("ours", 900), ("langchain", 300), ("langchain", 900)}
+    assert systems == {("ours", 300), ("langchain", 300)}
     assert all(r["errors"] == 0 and r["rss_mb"] > 0 for r in results["latency"])
     assert {r["clients"] for r in results["latency"]} == {1, 4}
     assert set(results["query_embedding_ms"]) == {"onnx_1", "onnx_2", "torch_1", "torch_2"}
