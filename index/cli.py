@@ -162,8 +162,10 @@ def eval_main(argv: list[str] | None = None) -> int:
         searcher = _open(args)
         scores: dict = {}
         details: list[dict] = []
-        if eval_set.questions:
-            scores = evaluate(searcher, eval_set.questions, mode=args.mode, top_k=args.top_k)
+        # A conversation's first turn is a question asked on its own: scored with them.
+        asked_alone = eval_set.questions + [c.turns[0] for c in eval_set.conversations]
+        if asked_alone:
+            scores = evaluate(searcher, asked_alone, mode=args.mode, top_k=args.top_k)
             details += scores.pop("details")
         if eval_set.conversations:
             followups = evaluate_conversations(

@@ -10,10 +10,11 @@ What `confidence: high` promises is scored too: a confident answer is right when
 it cites answers the question, and the first passage's correctness is tallied per confidence
 level and, where results carry a calibrated `probability`, against it (index/reliability.py).
 
-A row with "turns" is a conversation: its turns are questions in the same format, and every
-turn after the first (a follow-up) is searched with the earlier turns' questions as history,
-as the service does. Follow-ups are scored like questions, and once more without history, to
-show what the history contributes.
+A row with "turns" is a conversation: its turns are questions in the same format. Its first
+turn is a question asked on its own, scored with the single questions (qa-eval); every turn
+after it (a follow-up) is searched with the earlier turns' questions as history, as the
+service does. Follow-ups are scored apart, and once more without history, to show what the
+history contributes.
 """
 
 from __future__ import annotations

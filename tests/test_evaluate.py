@@ -273,3 +273,22 @@ def test_qa_eval_refuses_a_top_k_below_one(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exited:
         eval_main([str(path), "--index", str(tmp_path), "--top-k", "0"])
     assert exited.value.code == 2
+
+
+def test_qa_eval_scores_a_conversations_first_turn_with_the_single_questions(
+    tmp_path: Path, sample_index: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    single = {"question": "who argues against means-testing?", "article": "000_b56ffdfc634a8662",
+              "must_contain": "no moral case for social care means-testing"}
+    conversation = {"turns": [
+        {"question": "What does Richard Grimes say about councils running health care?",
+         "article": "001_af1d1ee797eafa4c", "must_contain": "Richard Grimes"},
+        {"question": "What is his example?", "article": "001_af1d1ee797eafa4c", "must_contain": "kitchen"},
+    ]}
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps(single) + "\n" + json.dumps(conversation) + "\n", encoding="utf-8")
+    assert eval_main([str(path), "--index", str(sample_index), "--json", "--details"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["questions"] == 2 and scores["followup_questions"] == 1
+    asked = [row["question"] for row in scores["details"]]
+    assert asked[:2] == [single["question"], conversation["turns"][0]["question"]]
