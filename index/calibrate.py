@@ -72,13 +72,12 @@ def collect(searcher: Searcher, eval_set: EvalSet, top_k: int | None = None) -> 
 
 @dataclass(frozen=True)
 class Fit:
-    """A fitted calibration, the setting cross-validation chose, and each own example's
-    (probability, right) from the fit that did not see it."""
+    """A fitted calibration (with its held-out precision curves) and the setting
+    cross-validation chose."""
 
     calibration: Calibration
     strength: float
     other_weight: str
-    held_out: list[tuple[float, bool]]
 
 
 def fit(
@@ -122,7 +121,7 @@ def fit(
         held_out=_curve(held_out, y, followups == 0),
         held_out_followups=_curve(held_out, y, followups == 1),
     )
-    return Fit(calibration, strength, weighting, list(zip(held_out.tolist(), y.astype(bool).tolist())))
+    return Fit(calibration, strength, weighting)
 
 
 def _curve(probabilities: np.ndarray, right: np.ndarray, among: np.ndarray) -> tuple[tuple[float, int, int], ...]:
