@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 
 from index.encoder import Encoder
 from index.errors import InvalidQueryError
@@ -22,6 +24,7 @@ from qa_service.holder import IndexHolder
 from qa_service.jobs import Job, JobRunner
 from qa_service.metrics import Metrics
 from qa_service.question_log import QuestionLog
+from qa_service.schemas import AskRequest
 from qa_service.ratelimit import RateLimiter
 from qa_service.rewrite import FollowupRewriter
 from qa_service.schemas import ErrorOut, JobAccepted
@@ -85,9 +88,14 @@ async def feedback_rate_limit(request: Request, service: Annotated[Service, Depe
 async def search_slot(request: Request, service: Annotated[Service, Depends(get_service)]) -> AsyncIterator[None]:
     """Holds one of the process's search slots while the route runs: 503 when none is free
     within QA_SEARCH_QUEUE_WAIT_S, or the queue (QA_SEARCH_QUEUE) is full. A heavy request
-    (`HEAVY_CHARS` to search) waits for one of the heavy ones (admission.py). FastAPI has read
-    the body before its dependencies run, so reading it here reads what it kept."""
-    heavy = searched_chars(request.query_params.get("q", ""), await request.body()) > HEAVY_CHARS
+    (`HEAVY_CHARS` to search) waits for one of the heavy ones (admission.py); a body FastAPI
+    will refuse takes none. FastAPI has read the body before its dependencies run, so reading
+    it here reads what it kept."""
+    body = await request.body()
+    if body and not _valid_ask(body):
+        yield  # FastAPI answers it with a 422 before the route runs: nothing is searched
+        return
+    heavy = searched_chars(request.query_params.get("q", ""), body) > HEAVY_CHARS
     try:
         async with service.searches.slot(heavy):
             yield
@@ -96,6 +104,16 @@ async def search_slot(request: Request, service: Annotated[Service, Depends(get_
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, BUSY, headers={"Retry-After": str(Busy.retry_after_s)}
         ) from None
+
+
+def _valid_ask(body: bytes) -> bool:
+    """Whether FastAPI will accept `body` as an AskRequest (it validates the parsed JSON the
+    same way), so that a request it refuses takes no search slot and waits for none."""
+    try:
+        AskRequest.model_validate(json.loads(body))
+    except (ValueError, ValidationError):
+        return False
+    return True
 
 
 def _within(limiter: RateLimiter | None, request: Request, too_much: str) -> None:

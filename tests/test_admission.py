@@ -1,14 +1,17 @@
-"""The search slots on their own (qa_service/admission.py): heavy requests hold at most half of
-them, so a short question is not kept waiting behind a burst of long ones."""
+"""The search slots (qa_service/admission.py): heavy requests hold at most half of them, so a
+short question is not kept waiting behind a burst of long ones; a malformed request holds none."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
+from index.encoder import Encoder
 from qa_service.admission import Busy, SearchSlots, searched_chars
+from tests.test_service import copy_service_dirs, make_client
 
 
 def test_a_short_question_gets_a_slot_while_heavy_ones_wait_or_are_refused() -> None:
@@ -56,3 +59,19 @@ def test_a_short_question_gets_a_slot_while_heavy_ones_wait_or_are_refused() -> 
 )
 def test_searched_chars_counts_the_question_and_the_earlier_questions(query: str, body: bytes, chars: int) -> None:
     assert searched_chars(query, body) == chars
+
+
+def test_a_request_refused_as_malformed_takes_no_search_slot(
+    tmp_path: Path, sample_index: Path, encoder: Encoder
+) -> None:
+    # No slot at all: every search is refused with 503, yet a malformed request is told what
+    # is wrong with it (422), since it will search nothing.
+    with make_client(*copy_service_dirs(tmp_path, sample_index), encoder) as client:
+        client.app.state.service.searches = SearchSlots(limit=0, queue=0, wait_s=0.05)
+        assert client.post("/ask", json={"question": "who argues against means-testing?"}).status_code == 503
+        too_long = {"question": "why?", "history": [{"role": "user", "content": "x" * 1500}]}
+        for body in (too_long, {"question": ""}, {"top_k": 3}):
+            answer = client.post("/ask", json=body)
+            assert answer.status_code == 422, (body, answer.text)
+        bad_json = client.post("/ask", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert bad_json.status_code == 400, bad_json.text  # as without the slots: not a 503
