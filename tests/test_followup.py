@@ -245,7 +245,7 @@ def test_qa_eval_scores_conversations(
             {"question": EXAMPLES, "article": LENT_ARTICLE, "must_contain": "Wigan and Gateshead",
              "speaker": "Adam Lent"},
         ]},
-        # A single question in the same file is scored as before.
+        # A single question in the same file is scored with the conversations' first turns.
         {"question": "Which countries have co-operatives running hospitals?",
          "article": "002_9aef70656a6b12be", "must_contain": "Japan and Spain",
          "speaker": "Ed Mayo"},
@@ -253,7 +253,7 @@ def test_qa_eval_scores_conversations(
     path = _write_jsonl(tmp_path / "conversations.jsonl", rows)
     assert eval_main([str(path), "--index", str(sample_index), "--json", "--details"]) == 0
     scores = json.loads(capsys.readouterr().out)
-    assert (scores["questions"], scores["hit_at_3"], scores["speaker_accuracy"]) == (1, 1.0, 1.0)
+    assert (scores["questions"], scores["hit_at_3"], scores["speaker_accuracy"]) == (3, 1.0, 1.0)
     assert scores["followup_questions"] == 2
     assert scores["followup_hit_at_3"] == 1.0
     assert scores["followup_speaker_accuracy"] == 1.0
