@@ -9,9 +9,10 @@ reader's short question wait behind it."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+from qa_service.schemas import AskRequest
 
 # A request that asks for more than this many characters to be searched (its question and the
 # earlier questions of its history) is heavy; a reader's question with a few earlier ones is
@@ -59,21 +60,10 @@ class SearchSlots:
             self._admitted[heavy] -= 1
 
 
-def searched_chars(query_question: str, body: bytes) -> int:
+def searched_chars(query_question: str, asked: AskRequest | None) -> int:
     """How many characters a request asks to be searched: the question (`q` of a GET, or the
-    JSON body's `question`) and the user turns of its `history`. A body that is not such JSON
-    counts nothing: it is refused with a 422 after it gets its slot."""
-    if not body:
+    body's) and the earlier questions (user turns) of its history; the answers it quotes back
+    are not searched."""
+    if asked is None:
         return len(query_question)
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return 0
-    if not isinstance(data, dict):
-        return 0
-    history = data.get("history")
-    texts = [data.get("question")] + [
-        turn.get("content") for turn in (history if isinstance(history, list) else [])
-        if isinstance(turn, dict) and turn.get("role") == "user"
-    ]
-    return sum(len(text) for text in texts if isinstance(text, str))
+    return len(asked.question) + sum(len(turn.content) for turn in asked.history if turn.role == "user")

@@ -24,10 +24,9 @@ from qa_service.holder import IndexHolder
 from qa_service.jobs import Job, JobRunner
 from qa_service.metrics import Metrics
 from qa_service.question_log import QuestionLog
-from qa_service.schemas import AskRequest
 from qa_service.ratelimit import RateLimiter
 from qa_service.rewrite import FollowupRewriter
-from qa_service.schemas import ErrorOut, JobAccepted
+from qa_service.schemas import AskRequest, ErrorOut, JobAccepted
 from qa_service.search_cache import SearchCache
 from qa_service.settings import ServiceSettings
 
@@ -92,10 +91,11 @@ async def search_slot(request: Request, service: Annotated[Service, Depends(get_
     will refuse takes none. FastAPI has read the body before its dependencies run, so reading
     it here reads what it kept."""
     body = await request.body()
-    if body and not _valid_ask(body):
+    asked = _valid_ask(body) if body else None
+    if body and asked is None:
         yield  # FastAPI answers it with a 422 before the route runs: nothing is searched
         return
-    heavy = searched_chars(request.query_params.get("q", ""), body) > HEAVY_CHARS
+    heavy = searched_chars(request.query_params.get("q", ""), asked) > HEAVY_CHARS
     try:
         async with service.searches.slot(heavy):
             yield
@@ -106,14 +106,13 @@ async def search_slot(request: Request, service: Annotated[Service, Depends(get_
         ) from None
 
 
-def _valid_ask(body: bytes) -> bool:
-    """Whether FastAPI will accept `body` as an AskRequest (it validates the parsed JSON the
-    same way), so that a request it refuses takes no search slot and waits for none."""
+def _valid_ask(body: bytes) -> AskRequest | None:
+    """`body` as the AskRequest FastAPI will accept (it validates the parsed JSON the same
+    way), or None for one it refuses, which then takes no search slot and waits for none."""
     try:
-        AskRequest.model_validate(json.loads(body))
+        return AskRequest.model_validate(json.loads(body))
     except (ValueError, ValidationError):
-        return False
-    return True
+        return None
 
 
 def _within(limiter: RateLimiter | None, request: Request, too_much: str) -> None:
