@@ -33,6 +33,7 @@ import numpy as np
 from index.confidence import FEATURES, Calibration, CalibrationChoice, Signals, save_calibration
 from index.errors import QAError
 from index.evaluate import EvalSet, first_passage_right, read_eval_set
+from index.models import EmbeddingSpec, RerankSpec
 from index.search import Searcher
 
 # Inverse regularisation strengths tried (the signals all lie in [0, 1], so one scale suits
@@ -81,8 +82,8 @@ class Fit:
 
 
 def fit(
-    own: Sequence[Example], other: Sequence[Example], model: str, fitted_on: dict,
-    features: tuple[str, ...] = FEATURES,
+    own: Sequence[Example], other: Sequence[Example], embedding: EmbeddingSpec, fitted_on: dict,
+    reranker: RerankSpec | None = None, features: tuple[str, ...] = FEATURES,
 ) -> Fit:
     """A logistic regression of rightness on the signals of `own` (the archive's questions)
     and `other` (other collections'), its strength and the weight of `other` chosen by
@@ -112,7 +113,9 @@ def fit(
     followups = x[:, features.index("followup")] if "followup" in features else np.zeros(len(y))
     regression = _regression(own, other, features, strength, weighting)
     calibration = Calibration(
-        model=model,
+        model=embedding.model,
+        embedding=embedding,
+        reranker=reranker,
         features=features,
         weights=tuple(round(float(w), 6) for w in regression.coef_[0]),
         intercept=round(float(regression.intercept_[0]), 6),
@@ -172,13 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         unfitted = CalibrationChoice(None, "being fitted")
         searcher = _open(args, unfitted)
-        model = searcher.index.manifest.model
+        embedding, reranker = searcher.embedding, searcher.rerank_spec
         others = []
         for path, index in args.also:
             other_searcher = _open(argparse.Namespace(index=index), unfitted)
-            if other_searcher.index.manifest.model != model:
-                raise QAError(f"{index} was built with {other_searcher.index.manifest.model!r}, not {model!r}: "
-                              "its signals say nothing about this model's")
+            if other_searcher.embedding != embedding:
+                raise QAError(f"{index} was built with {other_searcher.embedding.describe()}, not "
+                              f"{embedding.describe()}: its signals say nothing about this model's")
             others.append((other_searcher, path))
         own = [e for path in args.labelled for e in _collected(searcher, path)]
         other = [e for other_searcher, path in others for e in _collected(other_searcher, path)]
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             "also": [p.name for p, _ in args.also], "also_searches": len(other),
             "date": dt.date.today().isoformat(),
         }
-        result = fit(own, other, model, fitted_on)
+        result = fit(own, other, embedding, fitted_on, reranker)
         calibration = result.calibration
         for name, weight in zip(calibration.features, calibration.weights):
             print(f"  {name:>18} {weight:+.3f}")
@@ -209,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             path = args.out
         else:
             path = save_calibration(searcher.index.path.parent.parent, calibration)
-        print(f"calibration for {model} written to {path}")
+        print(f"calibration for {calibration.describe()} written to {path}")
         return 0
 
     return run_cli("qa-calibrate", body)

@@ -14,10 +14,11 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from index.confidence import CalibrationChoice
-from index.encoder import Encoder
+from index.encoder import make_encoder
 from index.errors import QAError
 from index.evaluate import evaluate, evaluate_conversations, parse_eval_set, read_eval_set
 from index.records import SearchResult
+from index.rerankers import make_reranker
 from index.search import Searcher
 from index.settings import Settings
 from index.store import load_index
@@ -32,9 +33,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _open(args: argparse.Namespace, calibration: CalibrationChoice | None = None) -> Searcher:
     settings = Settings(**({"index_dir": args.index} if args.index else {}))
     index = load_index(settings.index_dir)
-    # The index says which model embedded it; questions must use the same one.
-    settings = settings.model_copy(update={"model": index.manifest.model})
-    return Searcher(index, Encoder.for_settings(settings), settings, calibration)
+    # The index says which local model and prefixes embedded it; questions must use the same
+    # (an endpoint's URL it cannot say: QA_EMBED_URL must point at one serving its model).
+    built = index.manifest.embedding_spec
+    if built.provider == "sentence-transformers" and not settings.embed_url:
+        settings = settings.model_copy(update={"model": built.model, "query_prefix": built.query_prefix,
+                                               "document_prefix": built.document_prefix})
+    # The configured reranker (QA_RERANK, QA_RERANK_URL) too: qa-eval scores what is served.
+    return Searcher(index, make_encoder(settings), settings, calibration, make_reranker(settings))
 
 
 def run_cli(prog: str, body: Callable[[], int]) -> int:
@@ -225,6 +231,7 @@ def result_json(result: SearchResult, calibration: str) -> dict:
         ],
         "index_version": result.index_version,
         "took_ms": result.took_ms,
+        "rerank_error": result.rerank_error,
     }
 
 
@@ -235,6 +242,8 @@ def format_result(result: SearchResult, uncalibrated: str | None = None) -> str:
     lines = []
     if uncalibrated:
         lines.append(f"(No short answers: {uncalibrated}.)\n")
+    if result.rerank_error:
+        lines.append(f"(Not reranked: {result.rerank_error}.)\n")
     if result.confidence == "low":
         lines.append("No clear answer in the archive. These passages may be related:\n")
     if result.answer:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from index.errors import QAError
+from index.models import EmbeddingSpec, RerankSpec
 from index.records import Confidence
-from index.settings import DEFAULT_MODEL
 
 CALIBRATION_FILE = "calibration.json"  # in the index folder, beside CURRENT
 CALIBRATION_FORMAT = 1
@@ -69,8 +69,12 @@ MIN_HELD_OUT_ANSWERS = 20
 
 @dataclass(frozen=True)
 class Calibration:
-    """A logistic regression over `Signals`, fitted for one embedding model: probability =
+    """A logistic regression over `Signals`, fitted for one configuration of models: probability =
     1 / (1 + exp(-(intercept + sum(weight x signal)))).
+
+    The configuration is the embedding (`embedding`: model, provider and prefixes; None in a
+    calibration written before they were recorded: `model` with no prefixes) and the
+    reranker (`reranker`, None for none): the signals' scale changes with each of them.
 
     `held_out` is the fit's cross-validated precision curve on the archive's own single
     questions: (threshold, answered, right) when the first passage is answered only at
@@ -85,6 +89,17 @@ class Calibration:
     fitted_on: dict[str, Any]
     held_out: tuple[tuple[float, int, int], ...] = ()
     held_out_followups: tuple[tuple[float, int, int], ...] = ()
+    embedding: EmbeddingSpec | None = None
+    reranker: RerankSpec | None = None
+
+    @property
+    def embedding_spec(self) -> EmbeddingSpec:
+        return self.embedding or EmbeddingSpec("sentence-transformers", self.model)
+
+    def describe(self) -> str:
+        """The configuration it was fitted for, in words."""
+        reranker = f", reranked by {self.reranker.describe()}" if self.reranker else ""
+        return self.embedding_spec.describe() + reranker
 
     def probability(self, signals: Signals) -> float:
         z = self.intercept + sum(w * v for w, v in zip(self.weights, signals.values(self.features)))
@@ -125,6 +140,8 @@ class Calibration:
                 fitted_on=dict(data.get("fitted_on") or {}),
                 held_out=_curve(data.get("held_out")),
                 held_out_followups=_curve(data.get("held_out_followups")),
+                embedding=EmbeddingSpec(**data["embedding"]) if data.get("embedding") else None,
+                reranker=RerankSpec(**data["reranker"]) if data.get("reranker") else None,
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise QAError(f"{source}: not a calibration ({exc})") from exc
@@ -153,23 +170,27 @@ def shipped_calibration() -> Calibration:
     return Calibration.from_json(text, "index/calibration_default.json")
 
 
-def choose_calibration(index_dir: Path, model: str) -> CalibrationChoice:
-    """The index's own calibration when it was fitted for `model`; else the shipped one when
-    `model` is the default; else none. A calibration fitted for another model is refused:
-    its weights say nothing about this model's cosines."""
+def choose_calibration(
+    index_dir: Path, embedding: EmbeddingSpec, reranker: RerankSpec | None = None
+) -> CalibrationChoice:
+    """The index's own calibration when it was fitted for this embedding and reranker; else
+    the shipped one for the default model with no prefixes and no reranker; else none. A
+    calibration fitted for another configuration is refused: its weights say nothing about
+    this one's cosines and orders."""
     path = index_dir / CALIBRATION_FILE
+    configured = embedding.describe() + (f", reranked by {reranker.describe()}" if reranker else "")
     refused = ""
     if path.is_file():
         own = Calibration.from_json(path.read_text(encoding="utf-8"), str(path))
-        if own.model == model:
-            return CalibrationChoice(own, f"calibrated for {model} by qa-calibrate ({path})")
-        refused = f"{path} was fitted for {own.model!r}, not {model!r}, and is not used; "
-    if model == DEFAULT_MODEL:
-        return CalibrationChoice(shipped_calibration(), refused + f"the calibration shipped for {model}")
+        if own.embedding_spec == embedding and own.reranker == reranker:
+            return CalibrationChoice(own, f"calibrated for {configured} by qa-calibrate ({path})")
+        refused = f"{path} was fitted for {own.describe()}, not {configured}, and is not used; "
+    if embedding.is_default and reranker is None:
+        return CalibrationChoice(shipped_calibration(), refused + f"the calibration shipped for {embedding.model}")
     return CalibrationChoice(
         None,
-        refused + f"no calibration for {model!r}: answers are never 'high' until "
-        f"`qa-calibrate LABELLED.jsonl --index {index_dir}` fits one",
+        refused + f"no calibration for {configured}: answers are never 'high' until "
+        f"`qa-calibrate LABELLED.jsonl --index {index_dir}` fits one with this configuration",
     )
 
 

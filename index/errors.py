@@ -31,3 +31,8 @@ class ModelLoadError(QAError):
 
 class InvalidQueryError(QAError):
     """A search request is malformed (empty question, unknown filter value, bad top_k)."""
+
+
+class RerankError(QAError):
+    """The reranker gave no usable order (timed out, unreachable, an HTTP error, a malformed
+    answer); the search keeps the fused order and reports this message as `rerank_error`."""

@@ -2,7 +2,8 @@
 searched again to learn what it is about (`resolve`), and a question that refers back is
 searched within those articles, the person it refers to favoured (`search_turn`). Stateless:
 the same history and index always resolve the same way. What counts as referring back is
-index/conversation.py's."""
+index/conversation.py's. Every question a search runs here reranks within the search's one
+`RerankRun`: after a failure, the rest keep the fused order (index/rerank.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from index.conversation import ConversationContext, Reference, refers_back
 from index.highlight import best_sentence
+from index.rerank import RerankRun
 from index.row_groups import RowBonus, intersect
 from index.settings import SearchMode
 from index.turns import Turn, TurnSearch
@@ -22,19 +24,23 @@ def search_turn(
     allowed: np.ndarray | None,
     mode: SearchMode,
     top_k: int,
+    run: RerankRun | None = None,
 ) -> Turn:
     """One question's passages; a follow-up (a back-reference with a context) is searched
-    within the context's articles, and as a fresh question only when they have nothing for it."""
+    within the context's articles, and as a fresh question only when they have nothing for it.
+    `run`: the search's use of the reranker (by default one of its own)."""
+    run = run if run is not None else RerankRun(turns.reranker)
     reference = refers_back(question) if context is not None else None
     if context is not None and reference is not None:
-        turn = _within_context(turns, question, context, reference, allowed, mode, top_k)
+        turn = _within_context(turns, question, context, reference, allowed, mode, top_k, run)
         if not turns.shows_nothing(turn):
             return turn
-    return turns.fresh(question, allowed, mode, top_k)
+    return turns.fresh(question, allowed, mode, top_k, run)
 
 
 def resolve(
-    turns: TurnSearch, earlier: list[str], allowed: np.ndarray | None, mode: SearchMode, top_k: int
+    turns: TurnSearch, earlier: list[str], allowed: np.ndarray | None, mode: SearchMode, top_k: int,
+    run: RerankRun | None = None,
 ) -> ConversationContext | None:
     """The context the latest of `earlier` leaves: each question is searched as a search would
     (a follow-up resolved against the ones before it) and its best passage gives the article and
@@ -44,9 +50,10 @@ def resolve(
     passages shown ("Which GP leader chairs the NHS Alliance?" is answered by a passage that
     names him but quotes no one)."""
     index, people_index = turns.index, turns.rows.people
+    run = run if run is not None else RerankRun(turns.reranker)
     context: ConversationContext | None = None
     for question in earlier:
-        turn = search_turn(turns, question, context, allowed, mode, top_k)
+        turn = search_turn(turns, question, context, allowed, mode, top_k, run)
         if turns.shows_nothing(turn):
             continue  # nothing was shown, so there is nothing to refer back to
         shown = [index.chunks[row] for row, _ in turn.chosen[: turns.policy.context_passages]]
@@ -77,6 +84,7 @@ def _within_context(
     allowed: np.ndarray | None,
     mode: SearchMode,
     top_k: int,
+    run: RerankRun,
 ) -> Turn:
     """A follow-up searched within the conversation's articles, the best one's passages and the
     person it refers to favoured, and the context question's terms added to its BM25 query at
@@ -92,17 +100,18 @@ def _within_context(
         turns.question_bonus(question),
     )
     also = (context.question, policy.context_terms_weight)
-    fused = turns.reranked(question, turns.rank(question, scope, mode, bonus, also_lexical=also))
+    fused = turns.reranked(question, turns.rank(question, scope, mode, bonus, also_lexical=also), run)
     chosen = fused.pairs()[:top_k]
     in_context = f"{context.question} {question}"
     if not chosen:
-        return Turn([], fused, np.zeros(0), 0.0, 0.0, scoped=True, in_context=in_context)
+        return Turn([], fused, np.zeros(0), 0.0, 0.0, scoped=True, in_context=in_context,
+                    rerank_error=run.error)
     vectors = turns.index.vectors[[row for row, _ in chosen]]
     cosines = vectors @ turns.query_vector(question)
     close = np.maximum(cosines, vectors @ turns.query_vector(in_context))
     return Turn(
         chosen, fused, cosines, closest=float(np.max(close)), first_cosine=float(close[0]),
-        scoped=True, in_context=in_context,
+        scoped=True, in_context=in_context, rerank_error=run.error,
     )
 
 

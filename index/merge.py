@@ -21,6 +21,7 @@ import numpy as np
 
 from index import store
 from index.errors import IndexWriteError
+from index.models import EmbeddingSpec
 from index.records import ArticleRecord, Chunk
 from index.segment import SEGMENTS, DenseOptions, load_segment, write_segment
 
@@ -80,12 +81,15 @@ def merge(
     chunking: dict[str, Any],
     keep_versions: int,
     dense: DenseOptions,
+    embedding: EmbeddingSpec | None = None,
 ) -> store.Manifest:
     """Merge the live articles of the segments `group` of the current version into one
-    segment and publish a version with it in their place. Call under ingest_lock."""
-    base = store.open_for_update(index_dir, expected_model=model)
+    segment and publish a version with it in their place. Call under ingest_lock.
+    `embedding`: refuse a version of another spec (the merged segment keeps the version's)."""
+    base = store.open_for_update(index_dir, expected_model=model, embedding=embedding)
     if base is None:
         raise ValueError("no index to merge")
+    spec = base.manifest.embedding_spec
     # Each live article of the group with its chunks and their vectors, then in id order.
     kept: list[tuple[ArticleRecord, list[Chunk], np.ndarray]] = []
     for name in group:
@@ -108,7 +112,7 @@ def merge(
     try:
         merged = write_segment(
             index_dir, [article for article, _, _ in kept], chunks, vectors, model, dense,
-            trained=store.trained_ivf(index_dir, base, len(chunks), dense),
+            trained=store.trained_ivf(index_dir, base, len(chunks), dense), embedding=spec,
         )
     except OSError as exc:  # typically a full disk: the version before the merge stays served
         free = shutil.disk_usage(index_dir).free
@@ -118,7 +122,7 @@ def merge(
         ) from exc
     return store.publish(
         index_dir, base=base, new=None, model=model, chunking=chunking,
-        keep_versions=keep_versions, dense=dense, replace=(list(group), merged),
+        keep_versions=keep_versions, dense=dense, replace=(list(group), merged), embedding=spec,
     )
 
 
@@ -131,9 +135,10 @@ def run_merges(
     dense: DenseOptions,
     optimize: bool = False,
     on_merge: Callable[[], None] | None = None,
+    embedding: EmbeddingSpec | None = None,
 ) -> int:
     """Merge as the policy asks until it asks for nothing; the number of merges done.
-    `on_merge()` is called as each merge starts."""
+    `on_merge()` is called as each merge starts. `embedding`: as `merge`."""
     done = 0
     while True:
         manifest = store.current_manifest(index_dir)
@@ -142,6 +147,7 @@ def run_merges(
             return done
         if on_merge:
             on_merge()
-        merge(index_dir, group, model=model, chunking=chunking, keep_versions=keep_versions, dense=dense)
+        merge(index_dir, group, model=model, chunking=chunking, keep_versions=keep_versions, dense=dense,
+              embedding=embedding)
         done += 1
         optimize = False  # one merge of everything is all --optimize asks for

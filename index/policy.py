@@ -14,7 +14,9 @@ from index.settings import Settings
 @dataclass(frozen=True)
 class SearchPolicy:
     """candidates: taken from each retriever; dense_weight: of the cosine in fusion (BM25 gets
-    the rest); per_article_cap: passages of one article in one answer (single questions).
+    the rest); per_article_cap: passages of one article in one answer (single questions);
+    rerank_top_n: fused passages a reranker rescores, when one is set (the rest keep their
+    order after them).
 
     Bonuses are added to fused scores (which lie in [0, 1]):
     speaker_bonus: within a follow-up's articles, the person it refers to; it lifts their
@@ -31,6 +33,7 @@ class SearchPolicy:
     candidates: int = 200
     dense_weight: float = 0.6
     per_article_cap: int = 4
+    rerank_top_n: int = 20
     speaker_bonus: float = 0.2
     comment_bonus: float = 0.2
     article_bonus: float = 0.3
@@ -44,6 +47,7 @@ class SearchPolicy:
             candidates=settings.candidates,
             dense_weight=settings.dense_weight,
             per_article_cap=settings.per_article_cap,
+            rerank_top_n=settings.rerank_top_n,
             confidence=ConfidencePolicy(
                 target_precision=settings.target_precision,
                 scoped_nothing_below=settings.abstain_below,

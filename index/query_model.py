@@ -82,6 +82,12 @@ class OnnxQueryModel:
                 raise NotExportable(f"ONNX and torch vectors differ by {difference:.2g}")
         return query_model
 
+    @property
+    def dim(self) -> int:
+        """The vectors' length: the exported model's last output axis (fixed at export)."""
+        width = self._session.get_outputs()[0].shape[-1]
+        return width if isinstance(width, int) else len(self.encode(PROBES[0]))
+
     def encode_many(self, texts: list[str], batch_tokens: int = 512) -> np.ndarray:
         """The vectors of `texts`, run together in batches of similar length of at most
         `batch_tokens` word pieces with their padding: for short texts about twice as fast
@@ -175,7 +181,8 @@ def export(model: SentenceTransformer, model_name: str, folder: Path) -> None:
         except Exception as exc:  # exporters raise many types; the fallback is the same
             raise NotExportable(f"ONNX export failed: {exc}") from exc
         backend.save(str(staging / TOKENIZER_FILE))
-        probes = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
+        # prompt="": the bare text, as ONNX Runtime is given it (not a default prompt of the model's).
+        probes = model.encode(list(PROBES), prompt="", normalize_embeddings=True, convert_to_numpy=True)
         meta = {
             "model": model_name,
             "pooling": pooling_mode,

@@ -113,6 +113,9 @@ class SearchResult:
     # The calibrated estimate that the first passage answers the question (index/confidence.py);
     # None when nothing was searched or no calibration applies.
     probability: float | None = None
+    # Why the passages are in fused order though a reranker is set (it timed out, was down or
+    # answered garbage: index/rerank.py); None when it reranked, or none is set.
+    rerank_error: str | None = None
 
     @property
     def abstained(self) -> bool:

@@ -16,17 +16,17 @@ from index.answer import short_answer
 from index.answer_type import answer_filter
 from index.confidence import CalibrationChoice, Signals, calibration_stamp, choose_calibration, decide
 from index.conversation import HISTORY_TURNS_USED, checked_history, refers_back
-from index.encoder import Encoder
-from index.errors import IndexMismatchError, InvalidQueryError
+from index.encoder import TextEncoder
+from index.errors import InvalidQueryError, RerankError
 from index.followup import resolve, search_turn
 from index.highlight import best_sentence
 from index.policy import SearchPolicy
 from index.records import Filters, Passage, SearchResult
-from index.rerank import Reranker
+from index.rerank import Reranker, RerankRun
 from index.row_index import RowIndex
 from index.settings import SearchMode, Settings
 from index.signals import read_signals
-from index.store import IndexVersion
+from index.store import IndexVersion, check_embedding
 from index.turns import Turn, TurnSearch
 
 QUERY_VECTORS = 1024  # question vectors a searcher keeps (1.5 KB each)
@@ -40,27 +40,32 @@ class Searcher:
 
     `calibration` turns the confidence stage's signals into a probability; by default it is
     chosen for the index's folder and model (`choose_calibration`). `reranker`, when given,
-    reorders the first fused candidates (index/rerank.py)."""
+    reorders the first `rerank_top_n` fused candidates (index/rerank.py; `make_reranker` in
+    index/rerankers.py builds the configured one); when it fails, a search keeps the fused
+    order and says why (`SearchResult.rerank_error`)."""
 
     def __init__(
         self,
         index: IndexVersion,
-        encoder: Encoder,
+        encoder: TextEncoder,
         settings: Settings,
         calibration: CalibrationChoice | None = None,
         reranker: Reranker | None = None,
     ) -> None:
-        if index.manifest.model != encoder.model_name:
-            raise IndexMismatchError(
-                f"index built with {index.manifest.model!r}, encoder is {encoder.model_name!r}"
-            )
+        # A local model's dimension is its name's; an endpoint may serve another under that name.
+        dim = encoder.dim if encoder.spec.provider != "sentence-transformers" else None
+        check_embedding(index.manifest, encoder.spec, dim, source=index.path)
         self.index = index
         self.encoder = encoder
         self.settings = settings
+        self.reranker = reranker
+        # What a calibration is tied to: the embedding that made the index and the reranker.
+        self.embedding = index.manifest.embedding_spec
+        self.rerank_spec = reranker.spec if reranker else None
         self.policy = SearchPolicy.from_settings(settings)
         index_dir = index.path.parent.parent  # it holds CURRENT, versions/<v> and calibration.json
         self.calibration_stamp = calibration_stamp(index_dir)
-        self.calibration = calibration or choose_calibration(index_dir, index.manifest.model)
+        self.calibration = calibration or choose_calibration(index_dir, self.embedding, self.rerank_spec)
         # What a cached result depends on: the version and the calibration that set its confidence.
         self.generation = (index.version, self.calibration_stamp)
         # A follow-up searches its conversation's earlier questions again, and readers repeat
@@ -112,14 +117,16 @@ class Searcher:
         mode = mode or self.settings.search_mode
         allowed = self._rows.allowed(filters or Filters())
 
+        run = RerankRun(self.reranker)  # a failure ends reranking for the whole search
         context = None
         if earlier and refers_back(question) is not None:
-            context = resolve(self._turns, earlier[-HISTORY_TURNS_USED:], allowed, mode, self.settings.top_k)
-        turn = search_turn(self._turns, question, context, allowed, mode, top_k)
+            context = resolve(self._turns, earlier[-HISTORY_TURNS_USED:], allowed, mode, self.settings.top_k, run)
+        turn = search_turn(self._turns, question, context, allowed, mode, top_k, run)
 
         def result(passages, confidence, answer=None, probability=None) -> SearchResult:
             took = round((time.perf_counter() - started) * 1000, 2)
-            return SearchResult(question, passages, confidence, answer, self.version, took, probability)
+            return SearchResult(question, passages, confidence, answer, self.version, took, probability,
+                                rerank_error=run.error)
 
         if self._turns.shows_nothing(turn):
             return result([], "none"), None
@@ -159,9 +166,11 @@ class Searcher:
         mode: SearchMode | None = None,
     ) -> list[tuple[int, float]]:
         """Up to `depth` (chunk row, fused score) pairs, best first, with no per-article cap and
-        no abstention: the ranking `search` cuts its answer from, for scoring retrieval on
-        benchmarks (documents = best passage per article). Each retriever contributes at
-        least `depth` candidates, so a deep ranking is not cut short by the candidate pool."""
+        no abstention: the ranking `search` cuts its answer from (reranked when a reranker is
+        set), for scoring retrieval on benchmarks (documents = best passage per article). Each
+        retriever contributes at least `depth` candidates, so a deep ranking is not cut short by
+        the candidate pool. RerankError when the reranker fails: a benchmark must not score
+        the fused order as the reranker's."""
         question = _clean_question(question)
         if depth < 1:
             raise InvalidQueryError(f"depth must be at least 1, got {depth}")
@@ -170,6 +179,10 @@ class Searcher:
         candidates = max(depth, self.policy.candidates)
         bonus = self._turns.question_bonus(question)
         fused = self._turns.rank(question, allowed, mode, bonus, candidates=candidates)
+        run = RerankRun(self.reranker)
+        fused = self._turns.reranked(question, fused, run)
+        if run.error is not None:
+            raise RerankError(run.error)
         return fused.pairs()[:depth]
 
 

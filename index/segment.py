@@ -4,7 +4,8 @@ complete small index of some articles, written once and never changed; a version
 confused with ingest/segment.py, which splits an article into its body and comments.)
 
 Layout of INDEX_DIR/segments/<name>/:
-    segment.json    model, dimension, counts, the dense index kind, every file's sha256
+    segment.json    model and embedding spec, dimension, counts, the dense index kind, every
+                    file's sha256
     articles.jsonl  the segment's articles, sorted by id (ArticleStore)
     keys/           the same articles' ids and content hashes as fixed-width byte arrays
                     (ArticleKeys): what an update looks an article up in, memory-mapped
@@ -43,6 +44,7 @@ import numpy as np
 from index.dense import DenseIndex, choose_kind
 from index.errors import IndexCorruptError, IndexMismatchError
 from index.lexical import LexicalSegment
+from index.models import EmbeddingSpec
 from index.records import SECTIONS, ArticleRecord, Chunk
 from index.settings import DenseIndexSetting
 
@@ -71,6 +73,12 @@ class SegmentInfo:
     counts: dict[str, int]  # articles, chunks
     dense: dict[str, Any]  # FAISS index kind and setting
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    # EmbeddingSpec.record() of the vectors; {} in a segment written before specs were recorded.
+    embedding: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def embedding_spec(self) -> EmbeddingSpec:
+        return EmbeddingSpec.from_record(self.embedding or None, self.model)
 
 
 @dataclass(frozen=True)
@@ -317,9 +325,14 @@ def write_segment(
     model: str,
     dense: DenseOptions,
     trained: DenseIndex | None = None,
+    embedding: EmbeddingSpec | None = None,
 ) -> SegmentInfo:
     """Write, verify and put in place a segment of `articles` (sorted by id) and their
-    `chunks` (grouped by article in that order) with one vector per chunk."""
+    `chunks` (grouped by article in that order) with one vector per chunk, made with
+    `embedding` (default: `model` with no prefixes)."""
+    embedding = embedding or EmbeddingSpec.from_record(None, model)
+    if embedding.model != model:
+        raise ValueError(f"writing vectors of {embedding.describe()} as model {model!r}")
     if vectors.shape[0] != len(chunks):
         raise ValueError(f"{len(chunks)} chunks but {vectors.shape[0]} vectors")
     folder = index_dir / SEGMENTS
@@ -348,6 +361,7 @@ def write_segment(
             counts={"articles": len(articles), "chunks": len(chunks)},
             dense={"kind": dense_index.kind, "setting": dense.setting},
             files=checksum_files(tmp),
+            embedding=embedding.record(),
         )
         del dense_index
         write_json(tmp / "segment.json", asdict(info))

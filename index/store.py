@@ -14,6 +14,10 @@ rewritten. A version is written under a temporary name, verified, renamed into p
 only then does CURRENT move; a crash at any point leaves the previous version served.
 Segments that no kept version names are removed by `prune`.
 
+Each version and segment records the embedding spec its vectors were made with (model or
+endpoint model, and prefixes: index/models.py); `check_embedding` refuses another. A version
+written before specs were recorded reads as its model without prefixes.
+
 Format 5 keeps each segment's article ids and hashes as memory-mapped arrays (keys/), so an
 update that names its articles does not read every id; format 4 (issue 15) brought segments;
 format 3 BM25 postings with collection statistics
@@ -48,6 +52,7 @@ from index.errors import (
     IngestError,
 )
 from index.lexical import LexicalIndex
+from index.models import EmbeddingSpec
 from index.records import ArticleRecord, Chunk
 from index.segment import (
     SEGMENTS,
@@ -85,6 +90,45 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     created: str = ""
     build: dict[str, str] = field(default_factory=dict)
+    # EmbeddingSpec.record(): the model and prefixes that made the vectors; {} in a version
+    # written before specs were recorded (a local model, no prefixes).
+    embedding: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def embedding_spec(self) -> EmbeddingSpec:
+        return EmbeddingSpec.from_record(self.embedding or None, self.model)
+
+
+# Which setting changes each part of an EmbeddingSpec, for the message of a mismatch.
+_SPEC_SETTINGS = {
+    "provider": "QA_EMBED_URL",
+    "model": "QA_MODEL / QA_EMBED_MODEL",
+    "query_prefix": "QA_QUERY_PREFIX",
+    "document_prefix": "QA_DOCUMENT_PREFIX",
+}
+
+
+def check_embedding(manifest: Manifest, spec: EmbeddingSpec, dim: int | None = None,
+                    source: Path | str | None = None) -> None:
+    """Refuse (IndexMismatchError) to use an index version's vectors with an encoder of
+    another spec, or one whose vectors (`dim`, when known) are of another length: questions
+    and passages embedded differently are not comparable, and their scores would be silently
+    wrong. `source` names the index in the message (default: the version's name)."""
+    where = f"index {source}" if source is not None else f"index version {manifest.version}"
+    built = manifest.embedding_spec
+    if built != spec:
+        differ = [name for name in _SPEC_SETTINGS if getattr(built, name) != getattr(spec, name)]
+        raise IndexMismatchError(
+            f"{where} was built with {built.describe()} but {spec.describe()} is configured; "
+            f"rebuild with qa-ingest or change {', '.join(_SPEC_SETTINGS[name] for name in differ)}"
+        )
+    if dim is not None and manifest.dim and dim != manifest.dim:
+        raise IndexMismatchError(
+            f"{where} holds {manifest.dim}-dimensional vectors of {built.describe()}, but the "
+            f"configured encoder gives {dim}-dimensional ones: the endpoint serves another model "
+            "under that name; point QA_EMBED_URL at the one the index was built with, or build "
+            "a new index (another --index folder) with qa-ingest"
+        )
 
 
 @dataclass
@@ -149,24 +193,27 @@ def current_manifest(index_dir: Path) -> Manifest | None:
 
 
 def load_index(
-    index_dir: Path, expected_model: str | None = None, loaded: Mapping[str, Segment] | None = None
+    index_dir: Path, expected_model: str | None = None, loaded: Mapping[str, Segment] | None = None,
+    *, embedding: EmbeddingSpec | None = None,
 ) -> IndexVersion:
     """Load and verify the version CURRENT points to. Segments in `loaded` (those of the
-    version served now) are used as they are, not read or verified again."""
+    version served now) are used as they are, not read or verified again. `expected_model`,
+    `embedding`: refuse a version built with another model, or another embedding spec."""
     name = current_version_name(index_dir)
     if name is None:
         raise IndexNotFoundError(
             f"no index at {index_dir}: build one with `qa-ingest ARTICLES_DIR --index {index_dir}`"
         )
-    return load_version_dir(index_dir / VERSIONS / name, expected_model, loaded)
+    return load_version_dir(index_dir / VERSIONS / name, expected_model, loaded, embedding=embedding)
 
 
 def load_version_dir(
-    version_dir: Path, expected_model: str | None = None, loaded: Mapping[str, Segment] | None = None
+    version_dir: Path, expected_model: str | None = None, loaded: Mapping[str, Segment] | None = None,
+    *, embedding: EmbeddingSpec | None = None,
 ) -> IndexVersion:
     if not version_dir.is_dir():
         raise IndexCorruptError(f"index version directory {version_dir} is missing")
-    manifest = _manifest_for_model(version_dir, expected_model)
+    manifest = _manifest_for_model(version_dir, expected_model, embedding)
     if manifest.files:
         verify_files(version_dir, manifest.files)
     segments_dir = version_dir.parent.parent / SEGMENTS
@@ -222,9 +269,14 @@ def live_chunk_count(segment_dir: Path, deleted_positions: Sequence[int] | np.nd
     return int(live_rows(article_index, deleted_positions).sum())
 
 
-def _manifest_for_model(version_dir: Path, expected_model: str | None) -> Manifest:
-    """The version's manifest, refused if it was built with another model than `expected_model`."""
+def _manifest_for_model(
+    version_dir: Path, expected_model: str | None, embedding: EmbeddingSpec | None = None
+) -> Manifest:
+    """The version's manifest, refused if it was built with another model than `expected_model`
+    or another embedding spec than `embedding`."""
     manifest = read_manifest(version_dir)
+    if embedding is not None:
+        check_embedding(manifest, embedding, source=version_dir)
     if expected_model is not None and manifest.model != expected_model:
         raise IndexMismatchError(
             f"index {version_dir} was built with model {manifest.model!r} but "
@@ -272,12 +324,14 @@ class UpdateBase:
         return out
 
 
-def open_for_update(index_dir: Path, expected_model: str | None = None) -> UpdateBase | None:
+def open_for_update(
+    index_dir: Path, expected_model: str | None = None, *, embedding: EmbeddingSpec | None = None
+) -> UpdateBase | None:
     name = current_version_name(index_dir)
     if name is None:
         return None
     version_dir = index_dir / VERSIONS / name
-    manifest = _manifest_for_model(version_dir, expected_model)
+    manifest = _manifest_for_model(version_dir, expected_model, embedding)
     if manifest.files:
         verify_files(version_dir, manifest.files)
     infos: dict[str, SegmentInfo] = {}
@@ -358,12 +412,23 @@ def publish(
     keep_versions: int = 3,
     dense: DenseOptions | None = None,
     replace: tuple[Sequence[str], SegmentInfo] | None = None,
+    embedding: EmbeddingSpec | None = None,
 ) -> Manifest:
     """Write a new version: `base`'s segments, `new` as one more segment, and `remove` (and
     every article of `new` that `base` holds) marked deleted where `base` holds them. With
     `replace` (a merge), the segments named are replaced, where the first of them stood, by
-    the given segment, which holds their live articles. Call under ingest_lock."""
+    the given segment, which holds their live articles. Call under ingest_lock.
+
+    `embedding`: the spec `new`'s vectors were made with (default: `base`'s, or `model` with
+    no prefixes); recorded in the version, and it must be `base`'s: one version never mixes
+    vectors of two specs."""
     dense = dense or DenseOptions()
+    if embedding is None:
+        embedding = base.manifest.embedding_spec if base else EmbeddingSpec.from_record(None, model)
+    if embedding.model != model:
+        raise ValueError(f"publishing vectors of {embedding.describe()} as model {model!r}")
+    if base is not None:
+        check_embedding(base.manifest, embedding)
     versions = index_dir / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
     name = _next_version_name(index_dir)
@@ -375,9 +440,9 @@ def publish(
         if new is not None:
             added = write_segment(
                 index_dir, new.articles, new.chunks, new.vectors, model, dense,
-                trained=trained_ivf(index_dir, base, len(new.chunks), dense),
+                trained=trained_ivf(index_dir, base, len(new.chunks), dense), embedding=embedding,
             )
-        manifest = _write_version(tmp, name, index_dir, base, added, new, remove, replace, model, chunking)
+        manifest = _write_version(tmp, name, index_dir, base, added, new, remove, replace, embedding, chunking)
         # Verify what is on disk before serving it: the version's own files. A new segment was
         # verified as it was written, and the ones it shares when they were; reading them all
         # again would cost the archive, not the change.
@@ -408,9 +473,10 @@ def _write_version(
     new: NewArticles | None,
     remove: Sequence[str],
     replace: tuple[Sequence[str], SegmentInfo] | None,
-    model: str,
+    embedding: EmbeddingSpec,
     chunking: dict[str, Any],
 ) -> Manifest:
+    model = embedding.model
     order = [entry["name"] for entry in base.manifest.segments] if base else []
     deleted = {segment: set(base.deleted[segment].tolist()) for segment in order} if base else {}
     if replace is not None:
@@ -433,8 +499,10 @@ def _write_version(
     for segment in order:
         known = base.infos.get(segment) if base else None
         info = known or read_segment_info(index_dir / SEGMENTS / segment)
-        if info.model != model:
-            raise IndexCorruptError(f"segment {segment} was built with {info.model!r}, not {model!r}")
+        if info.model != model or info.embedding_spec != embedding:
+            raise IndexCorruptError(
+                f"segment {segment} was built with {info.embedding_spec.describe()}, not {embedding.describe()}"
+            )
         dead = sorted(deleted[segment])
         if len(dead) == info.counts["articles"]:
             continue  # every article of it deleted: the version no longer needs it
@@ -456,6 +524,7 @@ def _write_version(
         files=checksum_files(directory),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         build=_package_versions(),
+        embedding=embedding.record(),
     )
     write_json(directory / "manifest.json", asdict(manifest))
     fsync_dir(directory)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from index.cli import run_cli
-from index.encoder import Encoder
+from index.encoder import TextEncoder, make_encoder
 from index.errors import IngestError
 from index.settings import Settings
 from ingest.pipeline import IngestReport, run_ingest, run_update
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.engine == "local" and (args.ray_address or args.release_encoders):
             raise IngestError(f"{'--ray-address' if args.ray_address else '--release-encoders'} needs --engine ray")
         # The index's own encoder: its question path is exported into the index (below).
-        encoder = Encoder.for_settings(settings)
+        encoder = make_encoder(settings)
         if folders:
             report = run_ingest(folders[0], settings, encoder, progress=progress, optimize=args.optimize,
                                 ray=_ray_options(args))
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli("qa-ingest", body)
 
 
-def _prepare_question_path(report: IngestReport, encoder: Encoder) -> None:
+def _prepare_question_path(report: IngestReport, encoder: TextEncoder) -> None:
     """After a publish, the ONNX question path into the index's cache folder (once per model;
     nothing when questions are embedded with torch), so that servers of a read-only copy of
     the index find it there."""
@@ -144,7 +144,7 @@ def sync_main(argv: list[str] | None = None) -> int:
         print(json.dumps(report.to_json()) if args.json else _sync_summary(report))
         if args.ingest:
             settings = Settings(**({"index_dir": args.index} if args.index else {}))
-            encoder = Encoder.for_settings(settings)
+            encoder = make_encoder(settings)
             ingested = run_ingest(args.articles, settings, encoder, progress=False if args.quiet or args.json else None)
             _prepare_question_path(ingested, encoder)
             print(json.dumps({"ingest": ingested.to_json()}) if args.json else _summary(ingested))

@@ -1,4 +1,4 @@
-"""Embed chunks in batches, reusing vectors cached by (model, chunk text hash)."""
+"""Embed chunks in batches, reusing vectors cached by (embedding spec, chunk text hash)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from index.encoder import Encoder
+from index.encoder import TextEncoder
+from index.models import EmbeddingSpec
 from index.records import Chunk
 
 _LOOKUP_BATCH = 500
@@ -19,21 +20,30 @@ _LOOKUP_BATCH = 500
 BatchEncoder = Callable[[list[list[str]]], Iterator[tuple[int, np.ndarray]]]
 
 
-def _encode_here(encoder: Encoder) -> BatchEncoder:
+def cache_key(spec: EmbeddingSpec) -> str:
+    """What cached vectors are filed under: the whole spec (model, provider, prefixes), so
+    that two specs never share a vector; for a local model without prefixes, its bare name,
+    as before specs existed, so a cache written then is still used (its vectors are the same,
+    bit for bit)."""
+    return spec.model if spec == EmbeddingSpec("sentence-transformers", spec.model) else spec.key
+
+
+def _encode_here(encoder: TextEncoder) -> BatchEncoder:
     return lambda batches: ((number, encoder.encode(texts)) for number, texts in enumerate(batches))
 
 
 class VectorCache:
-    """An SQLite table of vectors; each batch is committed, so a killed ingest keeps its work."""
+    """An SQLite table of vectors; each batch is committed, so a killed ingest keeps its work.
+    Rows are filed under `cache_key(spec)` (the column is named `model`) and the dimension."""
 
-    def __init__(self, path: Path, model: str, dim: int) -> None:
+    def __init__(self, path: Path, spec: EmbeddingSpec, dim: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS vectors (model TEXT, text_hash TEXT, dim INTEGER, "
             "vector BLOB, PRIMARY KEY (model, text_hash))"
         )
-        self._model = model
+        self._model = cache_key(spec)
         self._dim = dim
 
     def get_many(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
@@ -63,7 +73,7 @@ class VectorCache:
 
 def embed_chunks(
     chunks: list[Chunk],
-    encoder: Encoder,
+    encoder: TextEncoder,
     cache: VectorCache,
     batch_size: int = 256,
     progress: bool | None = None,

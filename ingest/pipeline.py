@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index import merge, store
-from index.encoder import Encoder
+from index.encoder import TextEncoder, make_encoder
 from index.errors import IngestError, QAError
+from index.models import EmbeddingSpec
 from index.records import ArticleRecord, Chunk
 from index.settings import Settings
 from ingest.chunk import Chunker
@@ -94,7 +95,7 @@ def article_chunks(article: ArticleRecord, chunker: Chunker) -> list[Chunk]:
 def run_ingest(
     articles_dir: Path,
     settings: Settings,
-    encoder: Encoder | None = None,
+    encoder: TextEncoder | None = None,
     progress: bool | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     optimize: bool = False,
@@ -116,7 +117,7 @@ def run_ingest(
 def _run_ingest(
     articles_dir: Path,
     settings: Settings,
-    encoder: Encoder | None,
+    encoder: TextEncoder | None,
     progress: bool | None,
     on_progress: Callable[[str, int, int], None] | None,
     optimize: bool,
@@ -152,7 +153,7 @@ def _run_ingest(
 def run_update(
     paths: Sequence[Path],
     settings: Settings,
-    encoder: Encoder | None = None,
+    encoder: TextEncoder | None = None,
     remove: Sequence[str] = (),
     progress: bool | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
@@ -195,7 +196,7 @@ def _ingest(
     settings: Settings,
     loaded: LoadResult,
     diff: Callable[[store.UpdateBase | None, str | None], IngestReport],
-    encoder: Encoder | None,
+    encoder: TextEncoder | None,
     progress: bool | None,
     on_progress: Callable[[str, int, int], None] | None,
     optimize: bool,
@@ -210,9 +211,10 @@ def _ingest(
     for notice in loaded.notices:
         log.warning("%s: %s", notice.source, notice.message)
     index_dir = settings.index_dir
+    spec = EmbeddingSpec.from_settings(settings)
     with store.ingest_lock(index_dir):
         existing = _written(index_dir)
-        base, reason = _previous_version(index_dir, settings)
+        base, reason = _previous_version(index_dir, settings, spec)
         report = diff(base, reason)
         report.skipped = loaded.skipped
         report.notices = loaded.notices
@@ -222,11 +224,14 @@ def _ingest(
             new = sorted((a for a in loaded.articles if a.id in fresh), key=lambda a: a.id)
             added = None
             if new:
-                encoder = encoder or Encoder(settings.model, settings.embed_batch_size)
+                encoder = encoder or make_encoder(settings)
+                if encoder.spec != spec:
+                    raise IngestError(f"the encoder embeds with {encoder.spec.describe()} but the "
+                                      f"settings ask for {spec.describe()}")
                 with _timed(timings, "model"):
                     encoder.load_model()  # loaded at first use otherwise: timed on its own here
-                if encoder.model_name != settings.model:
-                    raise IngestError(f"encoder is {encoder.model_name!r} but settings say {settings.model!r}")
+                if base is not None:  # the same spec; an endpoint's vectors must still fit
+                    store.check_embedding(base.manifest, spec, encoder.dim, source=index_dir)
                 _check_chunk_size(settings, encoder)
                 chunks, vectors, report.chunks_embedded = _build(
                     new, settings, encoder, progress, on_progress, timings, ray
@@ -240,17 +245,18 @@ def _ingest(
                     base=base,
                     new=added,
                     remove=report.removed,
-                    model=settings.model,
+                    model=spec.model,
                     chunking=chunking_params(settings),
                     keep_versions=settings.keep_versions,
                     dense=dense_options(settings),
+                    embedding=spec,
                 )
             report.published = True
         with _timed(timings, "merge"):
             report.merges = merge.run_merges(
-                index_dir, model=settings.model, chunking=chunking_params(settings),
+                index_dir, model=spec.model, chunking=chunking_params(settings),
                 keep_versions=settings.keep_versions, dense=dense_options(settings), optimize=optimize,
-                on_merge=(lambda: on_progress("merging", 0, 1)) if on_progress else None,
+                on_merge=(lambda: on_progress("merging", 0, 1)) if on_progress else None, embedding=spec,
             )
         if report.merges:
             manifest = store.current_manifest(index_dir)
@@ -296,8 +302,11 @@ def dense_options(settings: Settings) -> store.DenseOptions:
     )
 
 
-def _previous_version(index_dir: Path, settings: Settings) -> tuple[store.UpdateBase | None, str | None]:
-    """The served version if its articles can be kept, else None and why not.
+def _previous_version(
+    index_dir: Path, settings: Settings, spec: EmbeddingSpec
+) -> tuple[store.UpdateBase | None, str | None]:
+    """The served version if its articles can be kept, else None and why not: a version of
+    another embedding spec is never added to (its vectors and new ones would not compare).
 
     Only its manifest, segment.json files and article keys are opened: loading FAISS and BM25
     (and checking their checksums) just to add an article cost seconds at 100k articles."""
@@ -305,11 +314,12 @@ def _previous_version(index_dir: Path, settings: Settings) -> tuple[store.Update
         manifest = store.current_manifest(index_dir)
         if manifest is None:
             return None, None
-        if manifest.model != settings.model:
-            return None, f"the model changed from {manifest.model!r} to {settings.model!r}"
+        built = manifest.embedding_spec
+        if built != spec:
+            return None, f"the embedding changed from {built.describe()} to {spec.describe()}"
         if manifest.chunking != chunking_params(settings):
             return None, f"chunking changed from {manifest.chunking} to {chunking_params(settings)}"
-        return store.open_for_update(index_dir, expected_model=settings.model), None
+        return store.open_for_update(index_dir, embedding=spec), None
     except QAError as exc:
         return None, f"the current index cannot be read ({exc})"
 
@@ -329,10 +339,10 @@ def _diff(articles: list[ArticleRecord], base: store.UpdateBase | None) -> Inges
     return report
 
 
-def _check_chunk_size(settings: Settings, encoder: Encoder) -> None:
+def _check_chunk_size(settings: Settings, encoder: TextEncoder) -> None:
     if settings.chunk_tokens > encoder.max_tokens:
         raise IngestError(
-            f"chunk_tokens {settings.chunk_tokens} is more than model {settings.model!r} reads "
+            f"chunk_tokens {settings.chunk_tokens} is more than {encoder.spec.describe()} reads "
             f"({encoder.max_tokens} word pieces); lower QA_CHUNK_TOKENS"
         )
 
@@ -340,7 +350,7 @@ def _check_chunk_size(settings: Settings, encoder: Encoder) -> None:
 def _build(
     articles: list[ArticleRecord],
     settings: Settings,
-    encoder: Encoder,
+    encoder: TextEncoder,
     progress: bool | None,
     on_progress: Callable[[str, int, int], None] | None,
     timings: dict[str, float],
@@ -360,7 +370,7 @@ def _build(
             chunks = [chunk for article in articles for chunk in article_chunks(article, chunker)]
     for article in sorted({a.id for a in articles} - {c.article_id for c in chunks}):
         log.warning("article %s has no text left after cleaning", article)
-    cache = VectorCache(settings.index_dir / "cache" / "vectors.sqlite", settings.model, encoder.dim)
+    cache = VectorCache(settings.index_dir / "cache" / "vectors.sqlite", encoder.spec, encoder.dim)
     try:
         with _timed(timings, "embed"):
             vectors, embedded = embed_chunks(

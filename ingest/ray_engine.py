@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from index.errors import IngestError
+from index.models import EmbeddingSpec
 from index.records import ArticleRecord, Chunk
 from index.settings import Settings
 from ingest.embed import BatchEncoder
@@ -106,7 +107,8 @@ def batch_encoder(options: RayOptions, settings: Settings) -> BatchEncoder:
 
 
 def encoder_actors(options: RayOptions, settings: Settings, batches: int) -> list[Any]:
-    """The cluster's encoder actors for this model, at most one per batch. They are named and
+    """The cluster's encoder actors for this embedding (model or endpoint, and prefixes: the
+    spec), at most one per batch. They are named and
     detached: they outlive the run, and the next ingest on the same cluster finds the model
     loaded (loading it cost each run about 4 s of its embedding stage, docs/benchmarks.md).
     Each is pinned to a node: on a GPU cluster one per GPU, else one per CPU, taken from the
@@ -120,13 +122,15 @@ def encoder_actors(options: RayOptions, settings: Settings, batches: int) -> lis
     if not slots:
         raise IngestError("the Ray cluster has no alive node with a CPU or GPU to run encoders on")
     count = min(options.encoders or len(slots), len(slots), batches)
-    key = hashlib.sha256(f"{settings.model}\0{settings.embed_batch_size}".encode()).hexdigest()[:12]
+    spec = EmbeddingSpec.from_settings(settings)
+    identity = f"{spec.key}\0{settings.embed_url}\0{settings.embed_batch_size}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     actor = ray.remote(_Encoder)
     return [
         actor.options(name=f"encoder-{key}-{node[:12]}-{i}", namespace=NAMESPACE, lifetime="detached",
                       get_if_exists=True, num_cpus=0, num_gpus=1 if gpus else 0,
                       scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
-        .remote(settings.model, settings.embed_batch_size)
+        .remote(settings)
         for node, i in slots[:count]
     ]
 
@@ -160,17 +164,19 @@ def _map(actors: list[Any], method: str, batches: list, *args: Any) -> Iterator[
 
 
 class _Encoder:
-    """Ray actor: the model loaded once, one thread (or its GPU); it also cuts articles into
-    chunks with the model's own tokenizer."""
+    """Ray actor: the model loaded once, one thread (or its GPU), or a client of the embeddings
+    endpoint `settings` name (`make_encoder`: the same spec as the driver's); it also cuts
+    articles into chunks with the encoder's tokenizer."""
 
-    def __init__(self, model: str, batch_size: int) -> None:
-        import torch
+    def __init__(self, settings: Settings) -> None:
+        from index.encoder import make_encoder
 
-        from index.encoder import Encoder
+        if not settings.embed_url:
+            import torch
 
-        if not torch.cuda.is_available():
-            torch.set_num_threads(1)
-        self._encoder = Encoder(model, batch_size)
+            if not torch.cuda.is_available():
+                torch.set_num_threads(1)
+        self._encoder = make_encoder(settings)
         self._chunkers: dict[tuple[int, int], Any] = {}
 
     def encode(self, number: int, texts: list[str]) -> tuple[int, Any]:

@@ -30,7 +30,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from index.encoder import Encoder
+from index.encoder import TextEncoder, make_encoder
+from index.endpoint_encoder import EmbeddingEndpointError
 from index.errors import (
     IndexCorruptError,
     IndexMismatchError,
@@ -93,15 +94,18 @@ T = TypeVar("T")
 ArticleId = Annotated[str, Path(pattern=ARTICLE_ID_PATTERN, description="article id")]
 
 
-def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> FastAPI:
+def create_app(settings: ServiceSettings, encoder: TextEncoder | None = None) -> FastAPI:
     """Build the app. Pass an `encoder` to share an already loaded model (the tests do)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Off the event loop: with QA_QUERY_BACKEND=torch the constructor loads the model.
-        model = encoder or await run_in_threadpool(Encoder.for_settings, settings, settings.query_threads)
+        model = encoder or await run_in_threadpool(make_encoder, settings, settings.query_threads)
         # Builds the question path (read or exported, and checked) now, not in the first request.
-        await run_in_threadpool(model.encode_query, "warm-up")
+        try:
+            await run_in_threadpool(model.encode_query, "warm-up")
+        except EmbeddingEndpointError as exc:  # it may come up later; each question says so meanwhile
+            log.warning("the embeddings endpoint is not answering yet: %s", exc)
         metrics = Metrics()
         holder = IndexHolder(
             settings, model, on_swap=metrics.served,
@@ -299,7 +303,7 @@ def create_app(settings: ServiceSettings, encoder: Encoder | None = None) -> Fas
     return app
 
 
-def _language_model(settings: ServiceSettings, encoder: Encoder) -> tuple[Composer | None, FollowupRewriter | None]:
+def _language_model(settings: ServiceSettings, encoder: TextEncoder) -> tuple[Composer | None, FollowupRewriter | None]:
     """The composer and the follow-up rewriter, when a model is configured."""
     if settings.llm_url is None:
         return None, None
@@ -314,6 +318,8 @@ def _language_model(settings: ServiceSettings, encoder: Encoder) -> tuple[Compos
 def _answered(service: Service, question: str, result: SearchResult) -> None:
     """Count and log a question asked through the MCP tool, as /ask does its own."""
     service.metrics.answers.labels(result.confidence).inc()
+    if result.rerank_error:
+        service.metrics.rerank_failures.inc()
     service.record_question(question, result, result.took_ms)
 
 
@@ -382,9 +388,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     }
 
     async def known_error(_request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, EmbeddingEndpointError):
+            # Its message names the endpoint's address: for the operator's log, not the reader.
+            log.warning("%s", exc)
+            return error(503, "questions cannot be embedded now: the embeddings endpoint failed")
         return error(status_of.get(type(exc), 400), str(exc))
 
-    for exc_type in (QAError, ArticleFormatError, *status_of):
+    for exc_type in (QAError, ArticleFormatError, EmbeddingEndpointError, *status_of):
         app.add_exception_handler(exc_type, known_error)
 
     @app.exception_handler(Exception)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.encoder import Encoder
+from index.encoder import TextEncoder
 from index.highlight import NOT_AFTER_TITLE, sentence_spans
 from index.lexical import STOPWORDS, analyse
 from index.records import Passage
@@ -181,7 +181,7 @@ def _passage_source(passage: Passage) -> str:
 class CitationChecker:
     """Applies the rules above; the embedding model is the one the service already holds."""
 
-    def __init__(self, encoder: Encoder, min_support: float, min_new_terms: float = 0.75) -> None:
+    def __init__(self, encoder: TextEncoder, min_support: float, min_new_terms: float = 0.75) -> None:
         self._encoder = encoder
         self.min_support = min_support
         self.min_new_terms = min_new_terms

@@ -15,7 +15,7 @@ import uvicorn
 
 from index.cli import run_cli
 from index.dense import set_query_threads
-from index.encoder import Encoder
+from index.encoder import make_encoder
 from index.store import current_version_name
 from qa_service.app import create_app
 from qa_service.holder import IndexHolder
@@ -103,7 +103,7 @@ def mcp_main(argv: list[str] | None = None) -> int:
         settings = ServiceSettings(**({"index_dir": args.index} if args.index else {}))
         set_query_threads(settings.query_threads)
         with contextlib.redirect_stdout(sys.stderr):
-            encoder = Encoder.for_settings(settings, threads=settings.query_threads)
+            encoder = make_encoder(settings, threads=settings.query_threads)
             encoder.encode_query("warm-up")
             holder = IndexHolder(settings, encoder)
             holder.refresh()

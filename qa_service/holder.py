@@ -3,6 +3,11 @@
 A request takes the current searcher once, at its start, and uses it to the end, so requests in
 flight finish on the version they started with while new requests already see the new one. The
 swap is a single reference assignment; the old version is freed when its last request is done.
+
+The reranker (QA_RERANK, QA_RERANK_URL) is built once and shared by every searcher: a
+cross-encoder is loaded before the first version is served, not at each swap nor in the first
+question. One that fails to load is logged and leaves the service up: searches keep the fused
+order and say why (`rerank_error`).
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import logging
 import threading
 from collections.abc import Callable
 
-from index.encoder import Encoder
+from index.encoder import TextEncoder
 from index.confidence import calibration_stamp
-from index.errors import IndexNotFoundError, QAError
+from index.errors import IndexNotFoundError, QAError, RerankError
+from index.rerankers import make_reranker
 from index.search import Searcher
 from index.settings import Settings
 from index.store import current_version_name, load_index
@@ -25,12 +31,14 @@ class IndexHolder:
     def __init__(
         self,
         settings: Settings,
-        encoder: Encoder,
+        encoder: TextEncoder,
         on_swap: Callable[[Searcher], None] | None = None,
         on_load_error: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._encoder = encoder
+        self.reranker = make_reranker(settings)
+        self._reranker_warm = False
         self._on_swap = on_swap
         self._on_load_error = on_load_error
         self._searcher: Searcher | None = None
@@ -67,8 +75,9 @@ class IndexHolder:
                 # Segments the new version shares with the served one are used as loaded:
                 # a swap holds only the new segments twice, not the whole index.
                 shared = self._searcher.index.segments if self._searcher else None
-                index = load_index(self._settings.index_dir, expected_model=self._encoder.model_name, loaded=shared)
-                searcher = Searcher(index, self._encoder, self._settings)
+                index = load_index(self._settings.index_dir, embedding=self._encoder.spec, loaded=shared)
+                self._warm_reranker()
+                searcher = Searcher(index, self._encoder, self._settings, reranker=self.reranker)
             except QAError as exc:
                 self._failed_version = published
                 self.last_error = f"index version {published} not loaded: {exc}"
@@ -92,7 +101,7 @@ class IndexHolder:
         if stamp == served.calibration_stamp or stamp == self._failed_calibration:
             return False
         try:
-            searcher = Searcher(served.index, self._encoder, self._settings)
+            searcher = Searcher(served.index, self._encoder, self._settings, reranker=self.reranker)
         except QAError as exc:
             self._failed_calibration = stamp
             self.last_error = f"calibration not loaded: {exc}"
@@ -104,6 +113,18 @@ class IndexHolder:
             self.last_error = None
         log.info("confidence now from %s", searcher.calibration.reason)
         return True
+
+    def _warm_reranker(self) -> None:
+        """Load the reranker's model, once, before the first version is served."""
+        if self.reranker is None or self._reranker_warm:
+            return
+        self._reranker_warm = True
+        try:
+            self.reranker.warm_up()
+        except RerankError as exc:
+            log.error("%s; passages keep the fused order", exc)
+        else:
+            log.info("reranking with %s", self.reranker.spec.describe())
 
     def start_watching(self, interval_s: float) -> None:
         """Poll the CURRENT pointer in a background thread (qa-ingest may publish beside us)."""
@@ -122,3 +143,5 @@ class IndexHolder:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+        if self.reranker is not None:
+            self.reranker.close()

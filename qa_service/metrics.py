@@ -50,6 +50,11 @@ class Metrics:
             "qa_searches_refused", "questions refused with 503 because every search slot was taken "
             "(QA_MAX_CONCURRENT_SEARCHES) and the queue was full or its wait ran out", registry=self.registry,
         )
+        self.rerank_failures = Counter(
+            "qa_rerank_failures", "searches whose reranker failed (timed out, unreachable, an error "
+            "or an unusable answer): their passages are in fused order, and not cached",
+            registry=self.registry,
+        )
         self.answers = Counter(
             "qa_answers", "questions answered, by confidence (high: an answer; low: possibly "
             "related passages; none: nothing found)", ["confidence"], registry=self.registry,

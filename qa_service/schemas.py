@@ -187,6 +187,11 @@ class SearchAnswer(BaseModel):
     answer: AnswerOut | None = Field(..., description="given only at high confidence")
     passages: list[PassageOut]
     index_version: str
+    rerank_error: str | None = Field(
+        None, description="why the passages are in the retrievers' fused order though a reranker "
+        "is configured (QA_RERANK, QA_RERANK_URL): it timed out, could not be reached or gave no "
+        "usable scores; null when it reranked, or none is configured",
+    )
 
     @classmethod
     def of(cls, result: SearchResult, **fields: object) -> Self:
@@ -199,6 +204,7 @@ class SearchAnswer(BaseModel):
             answer=AnswerOut.of(result.answer),
             passages=[PassageOut.of(p) for p in result.passages],
             index_version=result.index_version,
+            rerank_error=result.rerank_error,
             **fields,
         )
 

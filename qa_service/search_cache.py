@@ -6,6 +6,9 @@ Bounded twice, least recently used first out: by entries, and by an estimate of 
 cached results hold. A result's key is a 16-byte digest of what was asked (question, history,
 filters, top_k and the version), never the question and history themselves: a reader who sends
 long distinct histories fills the cache with digests, not with their text.
+
+A result whose reranker failed (`rerank_error`) is not kept: the next asking reranks again, so
+answers improve as soon as the reranker is back.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class SearchCache:
         return result, False
 
     def _put(self, version: Hashable, digest: bytes, result: SearchResult) -> None:
+        if result.rerank_error is not None:
+            return  # the fused order, for want of the reranker: ask it again next time
         size = result_bytes(result)
         with self._lock:
             if version != self._version or not self.size or size > self.max_bytes:

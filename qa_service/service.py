@@ -14,7 +14,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
-from index.encoder import Encoder
+from index.encoder import TextEncoder
 from index.errors import InvalidQueryError
 from index.records import SearchResult
 from index.search import Searcher
@@ -36,7 +36,7 @@ class Service:
     """What the routes share, created by the lifespan and reached through dependencies."""
 
     settings: ServiceSettings
-    encoder: Encoder
+    encoder: TextEncoder
     holder: IndexHolder
     jobs: JobRunner
     metrics: Metrics

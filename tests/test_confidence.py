@@ -20,7 +20,11 @@ from index.confidence import (
     shipped_calibration,
 )
 from index.errors import QAError
+from index.models import EmbeddingSpec, RerankSpec
 from index.settings import DEFAULT_MODEL
+
+DEFAULT = EmbeddingSpec("sentence-transformers", DEFAULT_MODEL)
+OTHER = EmbeddingSpec("sentence-transformers", "local/other-model")
 
 STRONG = Signals(cosine=0.7, margin=0.4, agree=1, dense_rank=1, lexical_rank=1, same_article=1,
                  coverage=0.9, sentence_coverage=0.8, followup=0)
@@ -115,25 +119,57 @@ def test_a_broken_calibration_file_is_a_clear_error(text: str) -> None:
 
 
 def test_the_default_model_uses_the_shipped_calibration(tmp_path: Path) -> None:
-    choice = choose_calibration(tmp_path, DEFAULT_MODEL)
+    choice = choose_calibration(tmp_path, DEFAULT)
     assert choice.calibration == shipped_calibration()
-    assert choice.calibration.model == DEFAULT_MODEL and "shipped" in choice.reason
+    assert choice.calibration.embedding_spec == DEFAULT and "shipped" in choice.reason
 
 
 def test_an_index_calibration_is_used_for_its_model_and_refused_for_another(tmp_path: Path) -> None:
-    own = Calibration("local/other-model", ("margin",), (3.0,), -1.0, {})
+    own = Calibration("local/other-model", ("margin",), (3.0,), -1.0, {}, embedding=OTHER)
     save_calibration(tmp_path, own)
-    assert choose_calibration(tmp_path, "local/other-model").calibration == own
+    assert choose_calibration(tmp_path, OTHER).calibration == own
 
     # The default model is not what it was fitted for: refused, the shipped one used, and said.
-    refused = choose_calibration(tmp_path, DEFAULT_MODEL)
+    refused = choose_calibration(tmp_path, DEFAULT)
     assert refused.calibration == shipped_calibration()
-    assert "fitted for 'local/other-model'" in refused.reason and "not used" in refused.reason
+    assert "fitted for local/other-model" in refused.reason and "not used" in refused.reason
 
     # A third model has neither: never high, and the reason says how to fix it.
-    none = choose_calibration(tmp_path, "local/third-model")
+    none = choose_calibration(tmp_path, EmbeddingSpec("openai", "local/third-model"))
     assert none.calibration is None
     assert "qa-calibrate" in none.reason and "never 'high'" in none.reason
+
+
+@pytest.mark.parametrize(
+    ("embedding", "reranker", "changed"),
+    [
+        (EmbeddingSpec("sentence-transformers", "local/other-model", query_prefix="query: "), None,
+         "question prefix 'query: '"),
+        (EmbeddingSpec("sentence-transformers", "local/other-model", document_prefix="passage: "), None,
+         "passage prefix 'passage: '"),
+        (EmbeddingSpec("openai", "local/other-model"), None, "(openai)"),
+        (OTHER, RerankSpec("cross-encoder", "local/ce"), "reranked by local/ce"),
+    ],
+)
+def test_a_calibration_is_keyed_by_prefixes_provider_and_reranker(
+    tmp_path: Path, embedding: EmbeddingSpec, reranker: RerankSpec | None, changed: str
+) -> None:
+    """The same model with another prefix, provider or reranker gives other signals: the
+    calibration fitted without them is refused and never answers 'high'."""
+    save_calibration(tmp_path, Calibration("local/other-model", ("margin",), (3.0,), -1.0, {}, embedding=OTHER))
+    choice = choose_calibration(tmp_path, embedding, reranker)
+    assert choice.calibration is None
+    assert "not used" in choice.reason and changed in choice.reason and "never 'high'" in choice.reason
+
+    # The shipped calibration is for the default model alone: a reranker on it needs its own.
+    assert choose_calibration(tmp_path / "none", DEFAULT, RerankSpec("endpoint", "m", "tei")).calibration is None
+
+
+def test_a_calibration_round_trips_its_configuration(tmp_path: Path) -> None:
+    fitted = Calibration("m", ("margin",), (3.0,), -1.0, {}, embedding=EmbeddingSpec("openai", "m", "q: ", "d: "),
+                         reranker=RerankSpec("endpoint", "rr", "cohere"))
+    save_calibration(tmp_path, fitted)
+    assert choose_calibration(tmp_path, fitted.embedding, fitted.reranker).calibration == fitted
 
 
 def test_the_shipped_calibration_weighs_every_signal_and_says_what_it_was_fitted_on() -> None:

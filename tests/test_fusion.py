@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from index.fusion import fuse
-from index.rerank import rerank
+from index.errors import RerankError
+from index.rerank import RerankRun, passage_text, rerank
 
 ROWS = np.array([10, 11, 12, 13])
 DENSE = np.array([0.50, 0.70, 0.60, 0.30], dtype=np.float32)
@@ -41,17 +42,62 @@ def test_no_candidates() -> None:
 
 
 class Reverse:
-    def rerank(self, question, texts):
-        return list(range(len(texts)))[::-1]
+    """Scores the later passages higher."""
+
+    def scores(self, question, texts):
+        return [float(i) for i in range(len(texts))]
 
 
-class Broken:
-    def rerank(self, question, texts):
-        return [0, 0]
+class Short:
+    """One score too few."""
+
+    def scores(self, question, texts):
+        return [1.0] * (len(texts) - 1)
+
+
+class NotNumbers:
+    def scores(self, question, texts):
+        return [float("nan")] + [1.0] * (len(texts) - 1)
 
 
 def test_rerank_reorders_the_head_and_keeps_the_tail() -> None:
     ranked = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
     assert rerank(Reverse(), "q", ranked, str, depth=3) == [(3, 0.7), (2, 0.8), (1, 0.9), (4, 0.6)]
-    with pytest.raises(ValueError, match="not a permutation"):
-        rerank(Broken(), "q", ranked, str, depth=2)
+    assert rerank(Reverse(), "q", ranked, str, depth=1) is ranked  # nothing to reorder: no call
+    with pytest.raises(RerankError, match="gave 1 scores for 2 passages"):
+        rerank(Short(), "q", ranked, str, depth=2)
+    with pytest.raises(RerankError, match="not a finite number"):
+        rerank(NotNumbers(), "q", ranked, str, depth=2)
+
+
+def test_equal_scores_keep_the_fused_order() -> None:
+    class Flat:
+        def scores(self, question, texts):
+            return [0.5, 0.5, 0.9, 0.5]
+
+    ranked = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
+    assert [row for row, _ in rerank(Flat(), "q", ranked, str, depth=4)] == [3, 1, 2, 4]
+
+
+def test_a_failed_rerank_keeps_the_fused_order_for_the_rest_of_the_search() -> None:
+    class Failing:
+        calls = 0
+
+        def scores(self, question, texts):
+            self.calls += 1
+            raise ConnectionError("refused")
+
+    ranked = [(1, 0.9), (2, 0.8), (3, 0.7)]
+    failing = Failing()
+    run = RerankRun(failing)
+    assert run.apply("q", ranked, str, 3) == ranked
+    assert run.error == "the reranker failed: ConnectionError: refused"
+    assert run.apply("q2", ranked, str, 3) == ranked and failing.calls == 1
+    assert RerankRun(None).apply("q", ranked, str, 3) == ranked
+
+
+def test_the_reranker_reads_title_and_speaker_before_the_passage() -> None:
+    assert passage_text("Care at home", "Simon Duffy", "We must stop.") == "Care at home\nSimon Duffy: We must stop."
+    assert passage_text(None, "Simon Duffy", "We must stop.") == "Simon Duffy: We must stop."
+    assert passage_text("Care at home", None, "We must stop.") == "Care at home\nWe must stop."
+    assert passage_text(None, None, "We must stop.") == "We must stop."

@@ -69,7 +69,7 @@ def test_ship_brings_the_source_calibration_along(tmp_path: Path, sample_index: 
     run_update([tmp_path / "clinic.txt"], Settings(index_dir=source), encoder, progress=False)
     ship_version(source, dest)
     assert (dest / CALIBRATION_FILE).read_bytes() == (source / CALIBRATION_FILE).read_bytes()
-    assert choose_calibration(dest, own.model).calibration == own
+    assert choose_calibration(dest, own.embedding_spec).calibration == own
     assert not list(dest.glob(f"{TMP_PREFIX}*"))
 
 

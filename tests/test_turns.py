@@ -9,7 +9,9 @@ from pathlib import Path
 from index.conversation import ConversationContext
 from index.encoder import Encoder
 from index.followup import search_turn
+from index.models import RerankSpec
 from index.policy import SearchPolicy
+from index.rerank import passage_text
 from index.row_index import RowIndex
 from index.search import Searcher
 from index.settings import Settings
@@ -39,16 +41,19 @@ def test_a_fresh_turn_keeps_the_fused_order_within_the_cap_per_article(sample_in
 class ShortestFirst:
     """A reranker that prefers shorter passages: any order the fusion would not give."""
 
-    def rerank(self, question, texts):
-        return sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
+    spec = RerankSpec("cross-encoder", "shortest-first")
+
+    def scores(self, question, texts):
+        return [-float(len(text)) for text in texts]
 
 
 def test_a_reranker_orders_the_passages_shown(sample_index: Path, encoder: Encoder) -> None:
     settings = Settings(index_dir=sample_index, per_article_cap=50)
     plain = Searcher(load_index(sample_index), encoder, settings).search(QUESTION, top_k=5)
     reranked = Searcher(load_index(sample_index), encoder, settings, reranker=ShortestFirst()).search(QUESTION, top_k=5)
-    lengths = [len(p.chunk.text) for p in reranked.passages]
-    assert lengths == sorted(lengths)
+    # It read each passage with its title and speaker.
+    lengths = [len(passage_text(p.article.title, p.chunk.speaker, p.chunk.text)) for p in reranked.passages]
+    assert lengths == sorted(lengths) and reranked.rerank_error is None
     assert [p.chunk.id for p in reranked.passages] != [p.chunk.id for p in plain.passages]
 
 

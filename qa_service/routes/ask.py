@@ -119,6 +119,8 @@ def _search(service: Service, searcher: Searcher, question: str, history: list[T
     )
     service.metrics.search_cache.labels("hit" if cached else "miss").inc()
     service.metrics.answers.labels(result.confidence).inc()
+    if result.rerank_error is not None:  # never a cached result: those are reranked
+        service.metrics.rerank_failures.inc()
     return result
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
+from ingest.embed import cache_key
 from qa_service.jobs import Every
 from qa_service.question_log import QuestionLog
 from qa_service.schemas import ErrorOut, FeedbackIn, FeedbackOut, InsightsOut
@@ -44,8 +45,9 @@ def questions_router() -> APIRouter:
         grouped by similarity (the QA_INSIGHTS_SAMPLE most asked of them), and questions and
         unanswered ones per day."""
         settings = service.settings
-        found = _log(service).insights(days, service.encoder.encode_questions, model=settings.model,
-                                       sample=settings.insights_sample)
+        # Kept vectors are filed under the encoder's spec: another model or prefix never reuses them.
+        found = _log(service).insights(days, service.encoder.encode_questions,
+                                       model=cache_key(service.encoder.spec), sample=settings.insights_sample)
         return InsightsOut.model_validate(asdict(found))
 
     return router
