@@ -152,7 +152,8 @@ class EndpointEncoder:
             try:
                 response = self._http().post(self.endpoint, json=body, headers=self._headers)
             except httpx.TimeoutException:
-                problem = f"no answer within {self.timeout_s:g} s (QA_EMBED_TIMEOUT_S)"
+                problem = (f"no answer within {self.timeout_s:g} s for {len(texts)} texts (raise "
+                           "QA_EMBED_TIMEOUT_S, or send fewer at once: QA_EMBED_BATCH_SIZE)")
             except httpx.TransportError as exc:
                 problem = f"could not connect: {exc or type(exc).__name__}"
             except httpx.HTTPError as exc:  # anything else httpx raises: not worth another try

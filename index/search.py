@@ -12,6 +12,8 @@ import re
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from index.answer import short_answer
 from index.answer_type import answer_filter
 from index.confidence import CalibrationChoice, Signals, calibration_stamp, choose_calibration, decide
@@ -52,9 +54,7 @@ class Searcher:
         calibration: CalibrationChoice | None = None,
         reranker: Reranker | None = None,
     ) -> None:
-        # A local model's dimension is its name's; an endpoint may serve another under that name.
-        dim = encoder.dim if encoder.spec.provider != "sentence-transformers" else None
-        check_embedding(index.manifest, encoder.spec, dim, source=index.path)
+        check_embedding(index.manifest, encoder.spec, source=index.path)
         self.index = index
         self.encoder = encoder
         self.settings = settings
@@ -70,7 +70,7 @@ class Searcher:
         self.generation = (index.version, self.calibration_stamp)
         # A follow-up searches its conversation's earlier questions again, and readers repeat
         # popular questions: their vectors are kept (the model is the version's, so per searcher).
-        query_vector = functools.lru_cache(maxsize=QUERY_VECTORS)(encoder.encode_query)
+        query_vector = functools.lru_cache(maxsize=QUERY_VECTORS)(self._query_vector)
         index.dense.set_search_params(settings.ivf_nprobe, settings.hnsw_ef_search)
         self._rows = RowIndex(index)
         self._turns = TurnSearch(index, self._rows, query_vector, self.policy, settings.parallel_lexical, reranker)
@@ -78,6 +78,16 @@ class Searcher:
     @property
     def version(self) -> str:
         return self.index.version
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        """A question's vector, checked against the index's length at each question rather
+        than once at load: an embeddings endpoint may be down when the index is loaded (the
+        server is ready, and recovers when it comes up) and may later serve another model
+        under the same name (refused, never compared)."""
+        vector = self.encoder.encode_query(text)
+        if vector.shape[-1] != self.index.manifest.dim:
+            check_embedding(self.index.manifest, self.encoder.spec, vector.shape[-1], source=self.index.path)
+        return vector
 
     def search(
         self,

