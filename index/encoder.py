@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from index.errors import ModelLoadError
-from index.packaged_models import assembled_path, is_packaged
 from index.models import EmbeddingSpec
+from index.packaged_models import assembled_path, is_packaged
 from index.query_model import IN_INDEX, NotExportable, OnnxQueryModel, export_in_child
 from index.query_model import export as export_query_model
 from index.settings import DEFAULT_MODEL, QueryBackend, Settings

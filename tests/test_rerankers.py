@@ -8,6 +8,7 @@ the mechanics (what is sent, which order comes out, what a failure leaves), neve
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ from index.settings import DEFAULT_MODEL, Settings
 from index.store import IndexVersion, load_index
 from qa_service.app import create_app
 from qa_service.settings import ServiceSettings
-from tests.conftest import SAMPLE_ARTICLES, free_port
+from tests.conftest import REPO, SAMPLE_ARTICLES, free_port
 
 QUESTION = "who argues against means-testing?"
 KITCHEN = "Who compares healthcare to having a kitchen replaced?"
@@ -499,3 +500,34 @@ def test_scores_of_a_cross_encoder_with_several_labels_are_refused(monkeypatch: 
     monkeypatch.setattr(rerankers, "load_cross_encoder", lambda model: TwoLabels())
     with pytest.raises(RerankError, match="gives 2 scores per passage"):
         CrossEncoderReranker("two-labels").scores("q", ["a", "b"])
+
+
+def test_qa_calibrate_fits_a_calibration_for_the_reranker_it_runs_with(
+    cohere_server: RerankServer, encoder: Encoder, sample_index: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """qa-calibrate searches with the configured reranker and keys the calibration to it: the
+    same index answers with it only when that reranker is configured."""
+    from index.calibrate import main as calibrate
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(sample_index, index_dir)
+    for name, value in {"QA_RERANK_URL": cohere_server.url, "QA_RERANK_MODEL": "test-reranker",
+                        "QA_RERANK_API_KEY": KEY, "QA_RERANK_TIMEOUT_S": str(PATIENT_S)}.items():
+        monkeypatch.setenv(name, value)
+    labelled = tmp_path / "tune.jsonl"  # 40 tune-only questions: enough right and wrong to fit on
+    labelled.write_text("".join((REPO / "bench" / "eval_extra.jsonl").read_text().splitlines(True)[:40]))
+    assert calibrate([str(labelled), "--index", str(index_dir)]) == 0
+    stored = json.loads((index_dir / "calibration.json").read_text())
+    assert stored["reranker"] == {"kind": "endpoint", "model": "test-reranker", "format": "cohere"}
+    assert cohere_server.requests  # its searches were reranked
+
+    settings = Settings(index_dir=index_dir)
+    reranker = EndpointReranker(cohere_server.url, "test-reranker", KEY, "cohere", PATIENT_S)
+    try:
+        with_it = Searcher(load_index(index_dir), encoder, settings, reranker=reranker)
+        assert with_it.calibration.calibration is not None and "qa-calibrate" in with_it.calibration.reason
+    finally:
+        reranker.close()
+    without = Searcher(load_index(index_dir), encoder, settings)
+    assert "not used" in without.calibration.reason  # the shipped one, for no reranker
