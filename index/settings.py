@@ -18,6 +18,12 @@ DenseIndexSetting = Literal["auto", "flat", "ivf", "hnsw"]
 QueryBackend = Literal["onnx", "torch"]
 
 
+def empty_is_unset(value: object) -> object:
+    """A setting given as blank text is unset: `QA_RERANK=` (as docker-compose passes an unset
+    variable) means no reranker, `QA_ADMIN_TOKEN=` no password rather than the empty one."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
 
@@ -135,12 +141,10 @@ class Settings(BaseSettings):
         "the calibration turns it into the probability 'high' needs (index/confidence.py)",
     )
 
-    @field_validator("embed_url", "embed_model", "embed_api_key", "rerank", "rerank_url",
-                     "rerank_model", "rerank_api_key", mode="before")
-    @classmethod
-    def _empty_model_setting_is_unset(cls, value: object) -> object:
-        # `QA_RERANK=` (as docker-compose passes an unset variable) means no reranker.
-        return None if isinstance(value, str) and not value.strip() else value
+    _empty_model_setting_is_unset = field_validator(
+        "embed_url", "embed_model", "embed_api_key", "rerank", "rerank_url", "rerank_model",
+        "rerank_api_key", mode="before",
+    )(empty_is_unset)
 
     @field_validator("embed_url", "rerank_url")
     @classmethod

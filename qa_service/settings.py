@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from index.settings import Settings
+from index.settings import Settings, empty_is_unset
 from ingest.sync import is_source_url
 
 
@@ -141,12 +141,9 @@ class ServiceSettings(Settings):
                 raise ValueError(f"{url!r} is not an http(s) URL of a feed or sitemap")
         return value
 
-    @field_validator("admin_token", "llm_url", "llm_api_key", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # `QA_ADMIN_TOKEN=` (as docker-compose passes an unset variable) must not mean
-        # "the empty string is the password", nor `QA_LLM_URL=` "a model at ''".
-        return None if isinstance(value, str) and not value.strip() else value
+    _empty_service_setting_is_unset = field_validator(
+        "admin_token", "llm_url", "llm_api_key", mode="before"
+    )(empty_is_unset)
 
     @property
     def question_log_file(self) -> Path:
