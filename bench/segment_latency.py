@@ -59,7 +59,7 @@ def add_one_at_a_time(index_dir: Path, settings: Settings, adds: int, seeds: np.
         vectors = synthetic_vectors(len(chunks), seeds, seed=1_000 + i)
         started = time.perf_counter()
         with store.ingest_lock(index_dir):
-            base = store.open_for_update(index_dir, settings.model)
+            base = store.open_for_update(index_dir)
             store.publish(index_dir, base=base, new=store.NewArticles([article], chunks, vectors), **options)
             merge.run_merges(index_dir, **options)
         seconds.append(time.perf_counter() - started)

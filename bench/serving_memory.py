@@ -62,7 +62,7 @@ def main() -> None:
     encoder = Encoder.for_settings(settings, threads=settings.query_threads)
     encoder.encode_query("warm-up")
     _stage(stages, "question path (ONNX Runtime)")
-    index = load_index(args.index, expected_model=encoder.model_name)
+    index = load_index(args.index, embedding=encoder.spec)
     searcher = Searcher(index, encoder, settings)
     _stage(stages, f"index ({index.live_chunks:,} chunks)")
     for question in scifact_queries(args.queries):

@@ -86,14 +86,14 @@ def merge(
     """Merge the live articles of the segments `group` of the current version into one
     segment and publish a version with it in their place. Call under ingest_lock.
     `embedding`: refuse a version of another spec (the merged segment keeps the version's)."""
-    base = store.open_for_update(index_dir, expected_model=model, embedding=embedding)
+    base = store.open_for_update(index_dir, embedding=embedding)
     if base is None:
         raise ValueError("no index to merge")
     spec = base.manifest.embedding_spec
     # Each live article of the group with its chunks and their vectors, then in id order.
     kept: list[tuple[ArticleRecord, list[Chunk], np.ndarray]] = []
     for name in group:
-        segment = load_segment(index_dir / SEGMENTS / name, expected_model=model)
+        segment = load_segment(index_dir / SEGMENTS / name, expected=spec)
         dead = set(base.deleted[name].tolist())
         table = segment.chunks
         order = np.argsort(table.article_index, kind="stable")

@@ -366,7 +366,7 @@ def write_segment(
         del dense_index
         write_json(tmp / "segment.json", asdict(info))
         fsync_dir(tmp)
-        load_segment(tmp, expected_model=model)  # verify what is on disk before naming it
+        load_segment(tmp, expected=embedding)  # verify what is on disk before naming it
         os.rename(tmp, folder / name)
         fsync_dir(folder)
     except BaseException:
@@ -385,13 +385,14 @@ def read_segment_info(path: Path) -> SegmentInfo:
         raise IndexCorruptError(f"{info_path} cannot be read: {exc}") from exc
 
 
-def load_segment(path: Path, expected_model: str | None = None, verify: bool = True) -> Segment:
-    """Load a segment; `verify` checks every file against its recorded sha256 first."""
+def load_segment(path: Path, expected: EmbeddingSpec | None = None, verify: bool = True) -> Segment:
+    """Load a segment, refused if its vectors are of another embedding spec than `expected`;
+    `verify` checks every file against its recorded sha256 first."""
     info = read_segment_info(path)
-    if expected_model is not None and info.model != expected_model:
+    if expected is not None and info.embedding_spec != expected:
         raise IndexMismatchError(
-            f"segment {path} was built with model {info.model!r} but {expected_model!r} is "
-            "configured; rebuild with qa-ingest or change the model setting"
+            f"segment {path} was built with {info.embedding_spec.describe()} but "
+            f"{expected.describe()} is expected; rebuild with qa-ingest"
         )
     if verify:
         verify_files(path, info.files)

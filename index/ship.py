@@ -64,7 +64,7 @@ def ship_version(source: Path, dest: Path, version: str | None = None, keep_vers
         if new_version:
             size += _copy_dir(version_dir, dest / store.VERSIONS, version)
         try:
-            store.load_version_dir(dest / store.VERSIONS / version, expected_model=manifest.model)  # verifies all
+            store.load_version_dir(dest / store.VERSIONS / version, embedding=manifest.embedding_spec)  # verifies all
         except QAError:
             # Nothing names what this run copied: remove it, so a later run copies it afresh.
             for name in copied:

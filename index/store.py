@@ -193,27 +193,25 @@ def current_manifest(index_dir: Path) -> Manifest | None:
 
 
 def load_index(
-    index_dir: Path, expected_model: str | None = None, loaded: Mapping[str, Segment] | None = None,
-    *, embedding: EmbeddingSpec | None = None,
+    index_dir: Path, loaded: Mapping[str, Segment] | None = None, *, embedding: EmbeddingSpec | None = None,
 ) -> IndexVersion:
     """Load and verify the version CURRENT points to. Segments in `loaded` (those of the
-    version served now) are used as they are, not read or verified again. `expected_model`,
-    `embedding`: refuse a version built with another model, or another embedding spec."""
+    version served now) are used as they are, not read or verified again. `embedding`: refuse
+    a version built with another embedding spec (model, provider or prefixes)."""
     name = current_version_name(index_dir)
     if name is None:
         raise IndexNotFoundError(
             f"no index at {index_dir}: build one with `qa-ingest ARTICLES_DIR --index {index_dir}`"
         )
-    return load_version_dir(index_dir / VERSIONS / name, expected_model, loaded, embedding=embedding)
+    return load_version_dir(index_dir / VERSIONS / name, loaded, embedding=embedding)
 
 
 def load_version_dir(
-    version_dir: Path, expected_model: str | None = None, loaded: Mapping[str, Segment] | None = None,
-    *, embedding: EmbeddingSpec | None = None,
+    version_dir: Path, loaded: Mapping[str, Segment] | None = None, *, embedding: EmbeddingSpec | None = None,
 ) -> IndexVersion:
     if not version_dir.is_dir():
         raise IndexCorruptError(f"index version directory {version_dir} is missing")
-    manifest = _manifest_for_model(version_dir, expected_model, embedding)
+    manifest = _checked_manifest(version_dir, embedding)
     if manifest.files:
         verify_files(version_dir, manifest.files)
     segments_dir = version_dir.parent.parent / SEGMENTS
@@ -221,7 +219,7 @@ def load_version_dir(
     for entry in manifest.segments:
         name = entry["name"]
         known = (loaded or {}).get(name)
-        segments[name] = known or load_segment(segments_dir / name, expected_model=manifest.model)
+        segments[name] = known or load_segment(segments_dir / name, expected=manifest.embedding_spec)
     if not segments:
         raise IndexCorruptError(f"index version {version_dir} names no segments")
     deleted = [deleted_positions(version_dir, entry) for entry in manifest.segments]
@@ -269,19 +267,11 @@ def live_chunk_count(segment_dir: Path, deleted_positions: Sequence[int] | np.nd
     return int(live_rows(article_index, deleted_positions).sum())
 
 
-def _manifest_for_model(
-    version_dir: Path, expected_model: str | None, embedding: EmbeddingSpec | None = None
-) -> Manifest:
-    """The version's manifest, refused if it was built with another model than `expected_model`
-    or another embedding spec than `embedding`."""
+def _checked_manifest(version_dir: Path, embedding: EmbeddingSpec | None) -> Manifest:
+    """The version's manifest, refused if it was built with another embedding spec than `embedding`."""
     manifest = read_manifest(version_dir)
     if embedding is not None:
         check_embedding(manifest, embedding, source=version_dir)
-    if expected_model is not None and manifest.model != expected_model:
-        raise IndexMismatchError(
-            f"index {version_dir} was built with model {manifest.model!r} but "
-            f"{expected_model!r} is configured; rebuild with qa-ingest or change the model setting"
-        )
     return manifest
 
 
@@ -324,14 +314,12 @@ class UpdateBase:
         return out
 
 
-def open_for_update(
-    index_dir: Path, expected_model: str | None = None, *, embedding: EmbeddingSpec | None = None
-) -> UpdateBase | None:
+def open_for_update(index_dir: Path, *, embedding: EmbeddingSpec | None = None) -> UpdateBase | None:
     name = current_version_name(index_dir)
     if name is None:
         return None
     version_dir = index_dir / VERSIONS / name
-    manifest = _manifest_for_model(version_dir, expected_model, embedding)
+    manifest = _checked_manifest(version_dir, embedding)
     if manifest.files:
         verify_files(version_dir, manifest.files)
     infos: dict[str, SegmentInfo] = {}
