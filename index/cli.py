@@ -192,7 +192,7 @@ def eval_main(argv: list[str] | None = None) -> int:
 def ask_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qa-ask", description="Ask the archive a question.")
     parser.add_argument("question")
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=_positive_int, default=None, help="passages shown (default: QA_TOP_K, 5)")
     _common(parser)
     args = parser.parse_args(argv)
 

@@ -26,7 +26,6 @@ from articles.jsonl on demand, and a chunk's text is its article's `text[start:e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -43,6 +42,7 @@ import numpy as np
 
 from index.dense import DenseIndex, choose_kind
 from index.errors import IndexCorruptError, IndexMismatchError
+from index.files import checksum_files, fsync_dir, verify_files, write_json, write_jsonl
 from index.lexical import LexicalSegment
 from index.models import EmbeddingSpec
 from index.records import SECTIONS, ArticleRecord, Chunk
@@ -415,61 +415,3 @@ def load_segment(path: Path, expected: EmbeddingSpec | None = None, verify: bool
             + ("" if same_keys else "; its article keys do not match articles.jsonl")
         )
     return Segment(info, path, articles, chunks, dense, lexical)
-
-
-# -- files -----------------------------------------------------------------------------------
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def checksum_files(directory: Path) -> dict[str, str]:
-    """fsync every file under `directory` and return relative path -> sha256."""
-    files = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        fsync_file(path)
-        files[str(path.relative_to(directory))] = sha256(path)
-    return files
-
-
-def verify_files(directory: Path, files: Mapping[str, str]) -> None:
-    if not files:
-        raise IndexCorruptError(f"{directory} lists no files")
-    for relative, expected in files.items():
-        path = directory / relative
-        if not path.is_file():
-            raise IndexCorruptError(f"index file {path} is missing")
-        if sha256(path) != expected:
-            raise IndexCorruptError(f"index file {path} is corrupt (checksum mismatch)")
-
-
-def fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json(path: Path, data: Any) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False))
-            handle.write("\n")

@@ -32,7 +32,8 @@ from index.cli import run_cli
 from index.confidence import CALIBRATION_FILE
 from index.errors import IndexNotFoundError, QAError
 from index.query_model import IN_INDEX, META_FILE
-from index.segment import SEGMENTS, TMP_PREFIX, fsync_dir, fsync_file
+from index.files import fsync_dir, fsync_file
+from index.segment import SEGMENTS, TMP_PREFIX
 
 
 @dataclass

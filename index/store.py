@@ -51,6 +51,7 @@ from index.errors import (
     IndexWriteError,
     IngestError,
 )
+from index.files import checksum_files, fsync_dir, verify_files, write_json
 from index.lexical import LexicalIndex
 from index.models import EmbeddingSpec
 from index.records import ArticleRecord, Chunk
@@ -61,12 +62,8 @@ from index.segment import (
     DenseOptions,
     Segment,
     SegmentInfo,
-    checksum_files,
-    fsync_dir,
     load_segment,
     read_segment_info,
-    verify_files,
-    write_json,
     write_segment,
 )
 from index.views import ArticleView, ChunkView, VectorRows

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
 import time
@@ -30,6 +29,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from index.errors import IngestError
+from index.files import write_atomic
 from ingest.fetch_guard import AddressRefused, GuardedTransport
 from ingest.load import META_SUFFIX
 
@@ -358,19 +358,13 @@ def sync(
 def _write_article(folder: Path, article_id: str, html: str, meta: dict) -> None:
     # The metadata first: a crash between the two leaves the old page with new metadata at
     # worst, and the next sync (its state not yet saved) fetches the page again.
-    _write_atomic(folder / f"{article_id}{META_SUFFIX}", json.dumps(meta, ensure_ascii=False, indent=1))
-    _write_atomic(folder / f"{article_id}.html", html)
+    write_atomic(folder / f"{article_id}{META_SUFFIX}", json.dumps(meta, ensure_ascii=False, indent=1))
+    write_atomic(folder / f"{article_id}.html", html)
 
 
 def _remove_article(folder: Path, article_id: str) -> None:
     for name in (f"{article_id}.html", f"{article_id}{META_SUFFIX}"):
         (folder / name).unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def _load_state(folder: Path) -> dict[str, PageState]:
@@ -386,4 +380,4 @@ def _load_state(folder: Path) -> dict[str, PageState]:
 
 def _save_state(folder: Path, state: dict[str, PageState]) -> None:
     pages = {url: asdict(page) for url, page in sorted(state.items())}
-    _write_atomic(folder / STATE_FILE, json.dumps({"version": 1, "pages": pages}, indent=1))
+    write_atomic(folder / STATE_FILE, json.dumps({"version": 1, "pages": pages}, indent=1))

@@ -9,10 +9,10 @@ and it can never name a path outside the folder (ids are validated before a path
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
+from index.files import write_atomic
 from ingest.load import META_SUFFIX, SUPPORTED, ArticleFormatError, Notice, load_file, make_article
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
@@ -25,24 +25,11 @@ def files_of(articles_dir: Path, article_id: str) -> list[Path]:
     return [path for path in found if path.is_file()]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _replace(articles_dir: Path, article_id: str, new_files: dict[str, bytes]) -> None:
     """Write the new files, then remove the article's other files (e.g. an old .html)."""
     old = files_of(articles_dir, article_id)
     for name, data in new_files.items():
-        _write_atomic(articles_dir / name, data)
+        write_atomic(articles_dir / name, data)
     for path in old:
         if path.name not in new_files:
             path.unlink(missing_ok=True)

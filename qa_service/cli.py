@@ -111,7 +111,8 @@ def mcp_main(argv: list[str] | None = None) -> int:
             print(f"qa-mcp: warning: {holder.last_error}; the tool answers with that until one is built",
                   file=sys.stderr)
         holder.start_watching(settings.reload_interval_s)
-        server = archive_server(lambda: holder.searcher, max_question_chars=settings.max_question_chars)
+        server = archive_server(lambda: holder.searcher, max_question_chars=settings.max_question_chars,
+                                default_top_k=settings.top_k)
         try:
             anyio.run(server.run_stdio_async)
         finally:

@@ -134,12 +134,14 @@ def archive_server(
     current: Callable[[], Searcher | None],
     *,
     max_question_chars: int = 1000,
+    default_top_k: int = 5,
     limiter: RateLimiter | None = None,
     on_answer: Callable[[str, SearchResult], None] | None = None,
     searches: SearchSlots | None = None,
 ) -> ArchiveServer:
     """The MCP server over whatever index `current` returns at each call.
 
+    `default_top_k`: passages returned when the call does not say (the service's QA_TOP_K);
     `limiter` applies /ask's rate per client address to the tool over HTTP, and `searches`
     /ask's bound on searches at once; `on_answer` sees each answered question (the service
     writes it to the question log)."""
@@ -155,7 +157,7 @@ def archive_server(
     async def ask_archive(
         question: Annotated[str, Field(min_length=1, description="the question, in plain words")],
         ctx: Context,
-        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="passages to return")] = 3,
+        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="passages to return")] = default_top_k,
     ) -> Annotated[CallToolResult, SearchAnswer]:
         if limiter is not None:
             client = _client_address(ctx)

@@ -70,7 +70,7 @@ class AskRequest(Strict):
         f"QA_MAX_HISTORY_TURNS (20) turns, each at most {MAX_TURN_CHARS:,} characters (a user "
         f"turn {MAX_EARLIER_QUESTION_CHARS:,}), {MAX_HISTORY_CHARS:,} in all",
     )
-    top_k: int | None = Field(None, ge=1, le=20, description="passages to return (default 5)")
+    top_k: int | None = Field(None, ge=1, le=20, description="passages to return (default: QA_TOP_K, 5)")
     filters: AskFilters | None = None
     generate: bool | None = Field(
         None,
