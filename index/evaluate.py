@@ -33,11 +33,11 @@ from index.reliability import reliability_report, rounded
 from index.search import Searcher
 from index.settings import SearchMode
 
-_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "`": "'"})
+QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "`": "'"})
 
 
 def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text.translate(_QUOTES)).strip().casefold()
+    return re.sub(r"\s+", " ", text.translate(QUOTES)).strip().casefold()
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Routes:
   POST /articles, DELETE /articles/{id}, POST /admin/reindex, GET /admin/jobs/{id}   (bearer token)
   POST /admin/sync                  sync the articles folder from QA_SYNC_URLS, then ingest (routes.sync)
   POST /feedback, GET /admin/insights   readers' feedback; what readers ask (routes.questions)
+  /admin/judging, /admin/judgments…  editors judge what readers asked (routes.judging)
   /mcp                              the archive as a Model Context Protocol server (qa_service.mcp_server)
   GET /healthz, GET /readyz, GET /metrics
   /, /widget.js, /read/{id}         the chat widget and its pages (qa_service.pages)
@@ -64,6 +65,7 @@ from qa_service.question_log import QuestionLog
 from qa_service.ratelimit import RateLimiter
 from qa_service.rewrite import FollowupRewriter
 from qa_service.routes.ask import ask_router
+from qa_service.routes.judging import judging_router
 from qa_service.routes.questions import questions_router, start_log_pruning
 from qa_service.routes.sync import start_sync_timer, sync_router
 from qa_service.schemas import (
@@ -133,7 +135,8 @@ def create_app(settings: ServiceSettings, encoder: TextEncoder | None = None) ->
         app.state.service = service
         app.state.metrics = metrics
         mcp = archive_server(lambda: holder.searcher, max_question_chars=settings.max_question_chars,
-                             limiter=service.ask_limiter, on_answer=partial(_answered, service),
+                             default_top_k=settings.top_k, limiter=service.ask_limiter,
+                             on_answer=partial(_answered, service),
                              searches=service.searches)
         app.state.mcp_sessions = mcp.http_sessions()
         await run_in_threadpool(holder.refresh)
@@ -178,6 +181,7 @@ def create_app(settings: ServiceSettings, encoder: TextEncoder | None = None) ->
     app.include_router(ask_router())
     app.include_router(sync_router())
     app.include_router(questions_router())
+    app.include_router(judging_router())
     # The SDK's transport is an ASGI app of its own, so a plain route: not in the OpenAPI
     # document, which describes the JSON API; MCP clients read the tool's schema from the server.
     app.router.routes.append(HTTPRoute("/mcp"))

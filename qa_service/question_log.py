@@ -1,6 +1,7 @@
-"""What readers ask: every question, with when, how sure the search was, the articles cited and
-how long it took, in SQLite beside the index; readers' "helpful / not helpful" on an answer;
-and what editors read from it (`insights`).
+"""What readers ask: every question, with when, how sure the search was, the articles cited,
+the passages shown and how long it took, in SQLite beside the index; readers' "helpful / not
+helpful" on an answer; and what editors read from it (`insights`). Editors' judgments of the
+questions (qa_service/judgments.py) are kept in the same database, in a table of their own.
 
 Nothing that identifies a reader is stored: no address, no cookie, no conversation id. Rows
 older than the retention period are deleted. The database is in WAL mode with synchronous
@@ -16,7 +17,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,8 @@ CREATE TABLE IF NOT EXISTS questions (
     confidence TEXT NOT NULL,
     articles TEXT NOT NULL,
     took_ms REAL NOT NULL,
-    helpful INTEGER
+    helpful INTEGER,
+    shown TEXT  -- JSON: the passages shown, in rank order, each [article_id, start, end]
 );
 CREATE INDEX IF NOT EXISTS questions_asked_at ON questions (asked_at);
 CREATE TABLE IF NOT EXISTS question_vectors (
@@ -41,7 +44,25 @@ CREATE TABLE IF NOT EXISTS question_vectors (
     added_at REAL NOT NULL,
     PRIMARY KEY (model, text)
 );
+CREATE TABLE IF NOT EXISTS judgments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    question_id TEXT,
+    question TEXT NOT NULL,
+    asked_confidence TEXT,
+    verdict TEXT NOT NULL,
+    article_id TEXT,
+    start INTEGER,
+    "end" INTEGER,
+    text TEXT,
+    speaker TEXT,
+    judge TEXT,
+    judged_at REAL NOT NULL,
+    "right" INTEGER
+);
+CREATE INDEX IF NOT EXISTS judgments_judged_at ON judgments (judged_at);
 """
+# Columns added since the first release: (table, column, its declaration), added in place.
+_ADDED_COLUMNS = (("questions", "shown", "TEXT"),)
 _MISSED = "(confidence = 'none' OR COALESCE(helpful, 1) = 0)"
 # Counted by SQLite, each in one pass over the table rather than through the asked_at index
 # (`+asked_at`): for most of the log, reading in order is twice as fast as a lookup per row.
@@ -60,6 +81,7 @@ SIMILAR = 0.8  # cosine from which two unanswered questions are shown as one gro
 GROUPED_SAMPLE = 300  # unanswered wordings grouped, the most asked (QA_INSIGHTS_SAMPLE)
 EMBEDDED_PER_CALL = 100  # of them, at most this many not embedded yet are embedded by one call
 DAY_S = 86_400
+Shown = tuple[str, int, int]  # a passage shown: article id, start and end offsets in its text
 
 
 @dataclass(frozen=True)
@@ -113,18 +135,23 @@ class QuestionLog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            _add_missing_columns(self._db)
         # Insights read through a connection of their own: in WAL mode a reader does not hold
         # up the writer, so counting a large log does not delay the questions being logged.
         self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._read_lock = threading.Lock()
 
-    def record(self, question: str, confidence: str, articles: list[str], took_ms: float) -> str:
-        """Log one answered question; its id is what feedback refers to."""
+    def record(self, question: str, confidence: str, articles: list[str], took_ms: float,
+               shown: list[Shown] | None = None) -> str:
+        """Log one answered question, with the passages it showed (`shown`, in rank order);
+        its id is what feedback and judgments refer to."""
         answer_id = uuid.uuid4().hex
+        passages = None if shown is None else json.dumps([list(passage) for passage in shown])
         with self._lock:
             self._db.execute(
-                "INSERT INTO questions VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (answer_id, time.time(), question.strip(), confidence, json.dumps(articles), took_ms),
+                "INSERT INTO questions (id, asked_at, question, confidence, articles, took_ms, helpful, shown) "
+                "VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                (answer_id, time.time(), question.strip(), confidence, json.dumps(articles), took_ms, passages),
             )
         return answer_id
 
@@ -211,11 +238,31 @@ class QuestionLog:
             kept.update(zip(missing, fresh))
         return kept
 
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """The writer's connection, held for the block (autocommit: BEGIN for a transaction)."""
+        with self._lock:
+            yield self._db
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The readers' connection, held for the block: it never holds up the writer."""
+        with self._read_lock:
+            yield self._reader
+
     def close(self) -> None:
         with self._read_lock:
             self._reader.close()
         with self._lock:
             self._db.close()
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Migrate a log written by an earlier release in place: add the columns it lacks."""
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 @dataclass

@@ -50,11 +50,14 @@ class Service:
     searches: SearchSlots  # searches at once (QA_MAX_CONCURRENT_SEARCHES) and waiting
 
     def record_question(self, question: str, result: SearchResult, took_ms: float) -> str | None:
-        """Log an answered question when the question log is on: its answer id, else None."""
+        """Log an answered question when the question log is on: its answer id, else None.
+        The passages shown are logged as offsets into their articles, in rank order, so that
+        an editor judging the question sees them even after the index is rebuilt."""
         if self.question_log is None:
             return None
         articles = list(dict.fromkeys(p.chunk.article_id for p in result.passages))
-        return self.question_log.record(question, result.confidence, articles, took_ms)
+        shown = [(p.chunk.article_id, p.chunk.start, p.chunk.end) for p in result.passages]
+        return self.question_log.record(question, result.confidence, articles, took_ms, shown)
 
 
 def check_question_length(question: str, limit: int) -> None:

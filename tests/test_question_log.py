@@ -70,7 +70,7 @@ def test_questions_feedback_and_insights(client: TestClient, tmp_path: Path) -> 
     with sqlite3.connect(tmp_path / "questions.sqlite") as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(questions)")]
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert columns == ["id", "asked_at", "question", "confidence", "articles", "took_ms", "helpful"]
+    assert columns == ["id", "asked_at", "question", "confidence", "articles", "took_ms", "helpful", "shown"]
 
 
 def test_log_off_and_feedback_rate_limit(sample_index: Path, encoder: Encoder, tmp_path: Path) -> None:
