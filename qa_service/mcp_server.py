@@ -3,7 +3,7 @@
 One tool, `ask_archive(question, top_k)`: the search `/ask` runs, its cited passages given both
 as text an assistant can read and as structured content (article id, title, speaker, offsets,
 url). And a resource per article, `article://<id>`: the article's text, which the passages'
-offsets index into. The service mounts it at /mcp (streamable HTTP, `app.py`); `qa-mcp` runs it
+offsets index into. The service serves it at /mcp (streamable HTTP, `app.py`); `qa-mcp` runs it
 over stdio for desktop assistants (`qa_service/cli.py`).
 """
 
@@ -27,11 +27,12 @@ from index.errors import QAError
 from index.records import ArticleRecord, SearchResult
 from index.search import Searcher
 from qa_service.admission import Busy, SearchSlots
-from qa_service.ratelimit import RateLimiter
+from qa_service.answering import admit_question, check_question_length
+from qa_service.ratelimit import RateLimited, RateLimiter
 from qa_service.schemas import SearchAnswer
-from qa_service.service import check_question_length
 
 ARTICLE_URI = "article://{article_id}"
+Answer = Callable[[Searcher, str, int], SearchResult]  # (searcher, question, top_k) -> its result
 MAX_TOP_K = 20
 
 INSTRUCTIONS = (
@@ -133,19 +134,22 @@ class _AppSessions:
 def archive_server(
     current: Callable[[], Searcher | None],
     *,
+    answer: Answer | None = None,
     max_question_chars: int = 1000,
     default_top_k: int = 5,
     limiter: RateLimiter | None = None,
-    on_answer: Callable[[str, SearchResult], None] | None = None,
     searches: SearchSlots | None = None,
 ) -> ArchiveServer:
     """The MCP server over whatever index `current` returns at each call.
 
-    `default_top_k`: passages returned when the call does not say (the service's QA_TOP_K);
-    `limiter` applies /ask's rate per client address to the tool over HTTP, and `searches`
-    /ask's bound on searches at once; `on_answer` sees each answered question (the service
-    writes it to the question log)."""
+    `answer` searches for the tool, off the event loop: the service passes the path /ask takes
+    (`qa_service.answering.tool_answer`: the search cache, the metrics, the question log); by
+    default the searcher is asked directly (`qa-mcp` over stdio). `default_top_k`: passages
+    returned when the call does not say (the service's QA_TOP_K). Before it waits for a search,
+    a question is held to `max_question_chars`, to `limiter` (/ask's rate per client address,
+    over HTTP) and to `searches` (/ask's bound on searches at once)."""
     server = ArchiveServer(current)
+    searched = answer or _search
 
     @server.tool(
         title="Ask the article archive",
@@ -159,25 +163,15 @@ def archive_server(
         ctx: Context,
         top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="passages to return")] = default_top_k,
     ) -> Annotated[CallToolResult, SearchAnswer]:
-        if limiter is not None:
-            client = _client_address(ctx)
-            wait = limiter.retry_after(client)
-            if wait is not None:
-                raise ToolError(f"too many questions from {client}; try again in {wait} s")
         try:  # the searcher refuses an empty question, as /ask's does
+            admit_question(limiter, _client_address(ctx))
             check_question_length(question, max_question_chars)
             async with searches.slot() if searches is not None else nullcontext():
-                # The search and the question log's write, off the event loop.
-                return await anyio.to_thread.run_sync(answer, question, top_k)
-        except QAError as exc:
+                result = await anyio.to_thread.run_sync(searched, server.searcher(ToolError), question, top_k)
+        except (QAError, RateLimited) as exc:
             raise ToolError(str(exc)) from exc
         except Busy:
             raise ToolError(f"too many questions at once; try again in {Busy.retry_after_s} s") from None
-
-    def answer(question: str, top_k: int) -> CallToolResult:
-        result = server.searcher(ToolError).search(question, top_k=top_k)
-        if on_answer is not None:
-            on_answer(question, result)
         return CallToolResult(
             content=[TextContent(type="text", text=as_text(result))],
             structured_content=SearchAnswer.of(result).model_dump(mode="json"),
@@ -193,6 +187,10 @@ def archive_server(
         return record.text
 
     return server
+
+
+def _search(searcher: Searcher, question: str, top_k: int) -> SearchResult:
+    return searcher.search(question, top_k=top_k)
 
 
 def _byline(article: ArticleRecord) -> str | None:

@@ -1,4 +1,4 @@
-"""Per-client rate limit for /ask: a token bucket per client address.
+"""Per-client rate limits (/ask and the MCP tool, /feedback): a token bucket per client address.
 
 Each client may burst `burst` requests, then `per_minute` a minute. Buckets that have refilled
 are forgotten, so memory stays bounded by the clients active in the last minute or so.
@@ -38,3 +38,19 @@ class RateLimiter:
         full = [c for c, (t, last) in self._buckets.items() if t + (now - last) * self.rate >= self.burst]
         for client in full:
             del self._buckets[client]
+
+
+class RateLimited(Exception):
+    """A client over its rate; the message says so, and when to try again (`retry_after`, s)."""
+
+    def __init__(self, too_much: str, client: str, retry_after: int) -> None:
+        super().__init__(f"{too_much} from {client}; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+def admit(limiter: RateLimiter | None, client: str, too_much: str) -> None:
+    """Take one of `client`'s tokens, or raise RateLimited ("too many questions from ...",
+    with `too_much` first); no limiter, no limit."""
+    wait = None if limiter is None else limiter.retry_after(client)
+    if wait is not None:
+        raise RateLimited(too_much, client, wait)

@@ -48,12 +48,13 @@ class Turn(Strict):
 
 
 MAX_FILTER_VALUES = 100  # article ids, or speakers, in one question's filters (POST and GET /ask)
+Section = Literal["body", "comment"]  # the article's own text, or its readers' comments
 
 
 class AskFilters(Strict):
     article_ids: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
     speakers: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    sections: list[Literal["body", "comment"]] = Field(default_factory=list)
+    sections: list[Section] = Field(default_factory=list)
     date_from: datetime.date | None = Field(None, description="YYYY-MM-DD; articles dated on or after")
     date_to: datetime.date | None = Field(None, description="YYYY-MM-DD; articles dated on or before")
 

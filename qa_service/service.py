@@ -1,13 +1,14 @@
 """What the routes share: the `Service` the lifespan builds, and the dependencies that reach it
-(the searcher, the /ask rate limit, the admin token)."""
+(the searcher, the rate limits, the search slot, the admin token)."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import threading
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -15,39 +16,40 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from index.encoder import TextEncoder
-from index.errors import InvalidQueryError
 from index.records import SearchResult
 from index.search import Searcher
 from qa_service.admission import HEAVY_CHARS, Busy, SearchSlots, searched_chars
+from qa_service.answering import admit_question
 from qa_service.compose import Composer
 from qa_service.holder import IndexHolder
 from qa_service.jobs import Job, JobRunner
 from qa_service.metrics import Metrics
 from qa_service.question_log import QuestionLog
-from qa_service.ratelimit import RateLimiter
+from qa_service.ratelimit import RateLimited, RateLimiter, admit
 from qa_service.rewrite import FollowupRewriter
 from qa_service.schemas import AskRequest, ErrorOut, JobAccepted
 from qa_service.search_cache import SearchCache
 from qa_service.settings import ServiceSettings
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Service:
-    """What the routes share, created by the lifespan and reached through dependencies."""
+    """What the routes share, built by the lifespan (qa_service/wiring.py) and reached through
+    dependencies."""
 
     settings: ServiceSettings
     encoder: TextEncoder
     holder: IndexHolder
     jobs: JobRunner
     metrics: Metrics
-    articles_lock: threading.Lock  # one writer of the articles folder at a time
-    ask_limiter: RateLimiter | None
+    ask_limiter: RateLimiter | None  # /ask and the MCP tool (QA_ASK_RATE_PER_MINUTE); None when off
+    feedback_limiter: RateLimiter | None  # /feedback: the same rate, buckets of its own
     composer: Composer | None  # None when no language model is configured (QA_LLM_URL)
     rewriter: FollowupRewriter | None  # None unless QA_LLM_REWRITE_FOLLOWUPS is on too
     search_cache: SearchCache  # recent searches of the served version (QA_SEARCH_CACHE_SIZE)
     question_log: QuestionLog | None  # None when QA_QUESTION_LOG_DAYS is 0
-    feedback_limiter: RateLimiter | None
     searches: SearchSlots  # searches at once (QA_MAX_CONCURRENT_SEARCHES) and waiting
+    articles_lock: threading.Lock = field(default_factory=threading.Lock)  # one writer of the articles folder
 
     def record_question(self, question: str, result: SearchResult, took_ms: float) -> str | None:
         """Log an answered question when the question log is on: its answer id, else None.
@@ -58,12 +60,6 @@ class Service:
         articles = list(dict.fromkeys(p.chunk.article_id for p in result.passages))
         shown = [(p.chunk.article_id, p.chunk.start, p.chunk.end) for p in result.passages]
         return self.question_log.record(question, result.confidence, articles, took_ms, shown)
-
-
-def check_question_length(question: str, limit: int) -> None:
-    """QA_MAX_QUESTION_CHARS, for /ask and the MCP tool alike."""
-    if len(question) > limit:
-        raise InvalidQueryError(f"question is {len(question)} characters; the limit is {limit}")
 
 
 # Dependencies are `async def`: they do no I/O, and FastAPI runs a plain `def` dependency in
@@ -80,11 +76,11 @@ async def get_searcher(service: Annotated[Service, Depends(get_service)]) -> Sea
 
 
 async def ask_rate_limit(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
-    _within(service.ask_limiter, request, "too many questions")
+    _within(request, partial(admit_question, service.ask_limiter))
 
 
 async def feedback_rate_limit(request: Request, service: Annotated[Service, Depends(get_service)]) -> None:
-    _within(service.feedback_limiter, request, "too much feedback")
+    _within(request, partial(admit, service.feedback_limiter, too_much="too much feedback"))
 
 
 async def search_slot(request: Request, service: Annotated[Service, Depends(get_service)]) -> AsyncIterator[None]:
@@ -118,17 +114,14 @@ def _valid_ask(body: bytes) -> AskRequest | None:
         return None
 
 
-def _within(limiter: RateLimiter | None, request: Request, too_much: str) -> None:
-    if limiter is None:
-        return
-    client = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(client)
-    if wait is not None:
+def _within(request: Request, admit_client: Callable[[str], None]) -> None:
+    """A 429 with Retry-After when the request's client is over the rate `admit_client` checks."""
+    try:
+        admit_client(request.client.host if request.client else "unknown")
+    except RateLimited as exc:
         raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"{too_much} from {client}; try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
+            status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": str(exc.retry_after)}
+        ) from None
 
 
 _bearer = HTTPBearer(auto_error=False, description="QA_ADMIN_TOKEN")

@@ -121,6 +121,32 @@ def test_mcp_tool_over_http(service_url: str) -> None:
 
 
 @pytest.mark.slow
+def test_mcp_tool_answers_through_the_search_cache_as_ask_does(service_url: str) -> None:
+    question = "What is missing from the NHS Long Term Plan?"  # asked nowhere else in this module
+
+    def counted() -> dict[str, float]:
+        with urllib.request.urlopen(f"{service_url}/metrics", timeout=10) as response:
+            lines = response.read().decode().splitlines()
+        wanted = ('qa_search_cache_total{result="hit"}', 'qa_search_cache_total{result="miss"}',
+                  'qa_http_requests_total{method="POST",route="/mcp",status="200"}')
+        found = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if not line.startswith("#")}
+        return {name: found.get(name, 0.0) for name in wanted}
+
+    async def twice() -> None:
+        async with Client(f"{service_url}/mcp") as client:
+            for _ in range(2):
+                failed, _text, answer = await ask(client, question)
+                assert not failed and answer is not None and answer["passages"]
+
+    before = counted()
+    asyncio.run(twice())
+    after = counted()
+    hits, misses, requests = (after[name] - before[name] for name in before)
+    assert (hits, misses) == (1, 1)  # searched once, then from the cache, as /ask would be
+    assert requests >= 2  # counted under the route's own path, not "unmatched"
+
+
+@pytest.mark.slow
 def test_mcp_tool_over_stdio(sample_index: Path) -> None:
     command = StdioServerParameters(
         command=str(Path(sys.executable).parent / "qa-mcp"), args=["--index", str(sample_index)],

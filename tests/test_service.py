@@ -96,6 +96,37 @@ def test_get_ask_matches_post_and_takes_filters(client: TestClient) -> None:
     assert only["passages"] and {p["article_id"] for p in only["passages"]} == {"003_34ccfc135a31d0e8"}
 
 
+def test_get_ask_takes_post_s_section_and_date_filters(client: TestClient) -> None:
+    question = "money for public services"
+
+    def passages(body: dict) -> list[tuple[str, int, str]]:
+        return [(p["article_id"], p["start"], p["section"]) for p in body["passages"]]
+
+    cases = [  # POST's filters, and the same as GET's query parameters (lists repeated)
+        ({"sections": ["comment"]}, {"section": "comment"}),
+        ({"sections": ["body"], "article_ids": ["003_34ccfc135a31d0e8", "001_af1d1ee797eafa4c"]},
+         {"section": "body", "article": ["003_34ccfc135a31d0e8", "001_af1d1ee797eafa4c"]}),
+        ({"date_from": "2000-01-01"}, {"date_from": "2000-01-01"}),
+        ({"date_to": "2030-12-31", "sections": ["body", "comment"]},
+         {"date_to": "2030-12-31", "section": ["body", "comment"]}),
+    ]
+    got = []
+    for filters, query in cases:
+        posted = client.post("/ask", json={"question": question, "filters": filters}).json()
+        got.append(client.get("/ask", params={"q": question, **query}).json())
+        assert passages(got[-1]) == passages(posted)
+    comments, bodies, since, until = got
+    assert comments["passages"] and {p["section"] for p in comments["passages"]} == {"comment"}
+    assert bodies["passages"] and {p["section"] for p in bodies["passages"]} == {"body"}
+    assert {p["article_id"] for p in bodies["passages"]} <= {"003_34ccfc135a31d0e8", "001_af1d1ee797eafa4c"}
+    # The sample's articles carry no date, so a date filter leaves none of them.
+    assert since["abstained"] and until["abstained"]
+
+    for bad, says in (({"date_to": "2021-02-30"}, "date_to"), ({"section": "footer"}, "section")):
+        response = client.get("/ask", params={"q": question, **bad})
+        assert response.status_code == 422 and says in response.json()["detail"]
+
+
 def test_out_of_scope_question_abstains(client: TestClient) -> None:
     body = client.post("/ask", json={"question": "What is the boiling point of tungsten?"}).json()
     assert body["abstained"] is True and body["passages"] == [] and body["answer"] is None

@@ -1,9 +1,11 @@
 """Questions: POST /ask and GET /ask (cited passages, an extractive answer, and a composed one
 when a language model is configured), POST /ask/stream (the same as Server-Sent Events, the
-composed answer written as the model writes it)."""
+composed answer written as the model writes it). The search, its counting and its logging are
+qa_service/answering.py's, shared with the MCP tool; composing is here."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Iterator
@@ -13,23 +15,12 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from fastapi.sse import EventSourceResponse, format_sse_event
 
-from index.conversation import refers_back
-from index.errors import InvalidQueryError
 from index.records import Filters, SearchResult
-from index.search import Searcher
+from qa_service.answering import Answered, answer_question
 from qa_service.compose import ComposedAnswer
 from qa_service.llm import GenerationError
-from qa_service.rewrite import archive_turns
-from qa_service.schemas import MAX_FILTER_VALUES, AskFilters, AskRequest, AskResponse, GeneratedOut, Turn
-from qa_service.service import (
-    ASK_ERRORS,
-    SearcherDep,
-    Service,
-    ServiceDep,
-    ask_rate_limit,
-    check_question_length,
-    search_slot,
-)
+from qa_service.schemas import MAX_FILTER_VALUES, AskFilters, AskRequest, AskResponse, GeneratedOut, Section
+from qa_service.service import ASK_ERRORS, SearcherDep, Service, ServiceDep, ask_rate_limit, search_slot
 
 NO_MODEL = "composed answers are off: the service has no language model (set QA_LLM_URL)"
 
@@ -63,27 +54,24 @@ def ask_router() -> APIRouter:
         """Cited passages that answer the question, best first, a short answer when one stands
         out, and a composed answer checked against its citations when a model is configured."""
         started = time.perf_counter()
-        result = _search(service, searcher, body.question, body.history, body.top_k, body.filters)
-        return _respond(service, result, body.question, started, body.generate)
+        answered = answer_question(service, searcher, body.question, history=body.history,
+                                   top_k=body.top_k, filters=_filters(body.filters))
+        return _respond(service, answered, body.question, started, body.generate)
 
     @router.get("/ask", response_model=AskResponse, responses=ASK_ERRORS)
     def ask_get(
         service: ServiceDep,
         searcher: SearcherDep,
         q: Annotated[str, Query(description="the question")],
+        filters: Annotated[AskFilters | None, Depends(query_filters)],
         top_k: Annotated[int | None, Query(ge=1, le=20)] = None,
-        # Bounded here as POST's filters are, so that building them below cannot fail.
-        article: Annotated[list[str], Query(max_length=MAX_FILTER_VALUES,
-                                            description="only these article ids")] = [],  # noqa: B006
-        speaker: Annotated[list[str], Query(max_length=MAX_FILTER_VALUES,
-                                            description="only these speakers")] = [],  # noqa: B006
         generate: Annotated[bool | None, Query(description="compose an answer (see POST /ask)")] = None,
     ) -> AskResponse:
-        """The same as POST /ask, for curl: `curl 'http://127.0.0.1:8000/ask?q=who+argues+...'`."""
+        """The same as POST /ask, for curl: `curl 'http://127.0.0.1:8000/ask?q=who+argues+...'`;
+        a filter's values as repeated parameters (`&section=body&speaker=A&speaker=B`)."""
         started = time.perf_counter()
-        filters = AskFilters(article_ids=article, speakers=speaker) if article or speaker else None
-        result = _search(service, searcher, q, [], top_k, filters)
-        return _respond(service, result, q, started, generate)
+        answered = answer_question(service, searcher, q, top_k=top_k, filters=_filters(filters))
+        return _respond(service, answered, q, started, generate)
 
     # Returns its response itself: with `response_class=EventSourceResponse` FastAPI expects a
     # generator, which would open the stream before the question is checked. StreamingResponse
@@ -94,66 +82,46 @@ def ask_router() -> APIRouter:
         """POST /ask as a stream, for the widget: the passages at once, then the composed answer."""
         started = time.perf_counter()
         # Searched before the stream opens, so a bad question is a plain 4xx, not an event.
-        result = _search(service, searcher, body.question, body.history, body.top_k, body.filters)
-        response = _response(service, result, body.question, started)
-        return EventSourceResponse(_events(service, result, response, body.generate))
+        answered = answer_question(service, searcher, body.question, history=body.history,
+                                   top_k=body.top_k, filters=_filters(body.filters))
+        response = _response(answered, body.question, started)
+        return EventSourceResponse(_events(service, answered.result, response, body.generate))
 
     return router
 
 
-def _search(service: Service, searcher: Searcher, question: str, history: list[Turn],
-            top_k: int | None, filters: AskFilters | None) -> SearchResult:
-    check_question_length(question, service.settings.max_question_chars)
-    if len(history) > service.settings.max_history_turns:
-        raise InvalidQueryError(
-            f"history has {len(history)} turns; the limit is {service.settings.max_history_turns}"
-        )
-    earlier = [turn.content for turn in history if turn.role == "user" and turn.content.strip()]
-    for turn in earlier:  # an earlier question is held to the same limit as the question
-        check_question_length(turn, service.settings.max_question_chars)
-    searched = _rewritten(service, searcher, question, earlier) or question
-    wanted = _filters(filters)
-    key = (searched.strip(), top_k, wanted, tuple(earlier))
-    result, cached = service.search_cache.get(
-        searcher.generation, key, lambda: searcher.search(searched, top_k=top_k, filters=wanted, history=earlier)
-    )
-    service.metrics.search_cache.labels("hit" if cached else "miss").inc()
-    service.metrics.answers.labels(result.confidence).inc()
-    if result.rerank_error is not None:  # never a cached result: those are reranked
-        service.metrics.rerank_failures.inc()
-    return result
-
-
-def _rewritten(service: Service, searcher: Searcher, question: str, earlier: list[str]) -> str | None:
-    """The follow-up rewritten to stand alone, or None: not a follow-up, rewriting is off, or
-    the rewrite failed (then the search's own resolver handles it)."""
-    if service.rewriter is None or not earlier or refers_back(question) is None:
+async def query_filters(
+    # Bounded as POST's filters are, so that building them below cannot fail.
+    article: Annotated[list[str], Query(max_length=MAX_FILTER_VALUES,
+                                        description="only these article ids")] = [],  # noqa: B006
+    speaker: Annotated[list[str], Query(max_length=MAX_FILTER_VALUES,
+                                        description="only these speakers")] = [],  # noqa: B006
+    section: Annotated[list[Section], Query(description="only the article's text (body), or "
+                                            "only its readers' comments (comment)")] = [],  # noqa: B006
+    date_from: Annotated[datetime.date | None, Query(description="YYYY-MM-DD; articles dated on or after")] = None,
+    date_to: Annotated[datetime.date | None, Query(description="YYYY-MM-DD; articles dated on or before")] = None,
+) -> AskFilters | None:
+    """GET /ask's filters, POST's `filters` as query parameters; None when there are none."""
+    if not (article or speaker or section or date_from or date_to):
         return None
-    try:
-        rewritten = service.rewriter.rewrite(question, archive_turns(searcher, earlier))
-    except GenerationError:
-        service.metrics.llm_rewrites.labels("failed").inc()
-        return None
-    service.metrics.llm_rewrites.labels("ok").inc()
-    return rewritten
+    return AskFilters(article_ids=article, speakers=speaker, sections=section, date_from=date_from, date_to=date_to)
 
 
-def _response(service: Service, result: SearchResult, asked: str, started: float) -> AskResponse:
-    """The response to `asked`, whose search (`result`) may have been of its rewrite, logged
-    in the question log when it is on."""
-    response = AskResponse.of(result, took_ms=_ms_since(started))
+def _response(answered: Answered, asked: str, started: float) -> AskResponse:
+    """The response to `asked`, whose search may have been of its rewrite."""
+    result = answered.result
+    response = AskResponse.of(result, took_ms=_ms_since(started), answer_id=answered.answer_id)
     if result.question != asked.strip():
         response.question, response.searched_as = asked.strip(), result.question
-    response.answer_id = service.record_question(asked, result, response.took_ms)
     return response
 
 
-def _respond(service: Service, result: SearchResult, asked: str, started: float,
+def _respond(service: Service, answered: Answered, asked: str, started: float,
              generate: bool | None) -> AskResponse:
     generated, error = None, _not_composed(service, generate)
-    if _composing(service, generate, result):
-        generated, error = _compose(service, result)
-    response = _response(service, result, asked, started)
+    if _composing(service, generate, answered.result):
+        generated, error = _compose(service, answered.result)
+    response = _response(answered, asked, started)
     response.generated, response.generation_error = generated, error
     return response
 
