@@ -36,6 +36,24 @@ PASSAGE_CHARS = 550
 SEEDS = int(os.environ.get("QA_BENCH_SEEDS", "2000"))
 
 
+def configured_model() -> str:
+    """The embedding model the benchmarks measure: the one the service is configured with
+    (QA_MODEL, default all-MiniLM-L6-v2), so that what is embedded here and what `qa-serve`
+    loads agree."""
+    from index.settings import Settings
+
+    return Settings().model
+
+
+def model_tag() -> str:
+    """A suffix for cached files made with the model's vectors: none for the default model
+    (the caches keep their names), the model's name for another."""
+    from index.settings import DEFAULT_MODEL
+
+    model = configured_model()
+    return "" if model == DEFAULT_MODEL else "-" + re.sub(r"[^A-Za-z0-9.]+", "_", model)
+
+
 @dataclass
 class Machine:
     cpus: int
@@ -148,13 +166,13 @@ def synthetic_articles(n_articles: int, seed: int = 0) -> Iterator[tuple[str, st
 
 def seed_vectors(encoder=None) -> np.ndarray:
     """Real embeddings of SciFact passages (cached): the material synthetic vectors mix."""
-    path = CACHE / f"seeds-{SEEDS}.npy"
+    path = CACHE / f"seeds-{SEEDS}{model_tag()}.npy"
     if path.exists():
         return np.load(path)
     if encoder is None:
         from index.encoder import Encoder
 
-        encoder = Encoder()
+        encoder = Encoder(configured_model())
     docs = scifact_docs()
     rng = random.Random(1)
     texts = [d["title"] + " " + d["text"][:PASSAGE_CHARS] for d in rng.sample(docs, SEEDS)]

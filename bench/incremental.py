@@ -30,7 +30,9 @@ from bench.common import (
     PASSAGES_PER_ARTICLE,
     Timer,
     build_synthetic_index,
+    configured_model,
     median,
+    model_tag,
     run_sizes,
 )
 
@@ -82,7 +84,7 @@ class AddResult:
 
 
 def base_index(n_articles: int) -> tuple[Path, Path, dict]:
-    directory = CACHE / f"incremental-{n_articles}"
+    directory = CACHE / f"incremental-{n_articles}{model_tag()}"
     info_path = directory / "bench-info.json"
     if not info_path.exists():
         shutil.rmtree(directory, ignore_errors=True)
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from index.encoder import Encoder
 
-    encoder = Encoder()
+    encoder = Encoder(configured_model())
     return run_sizes(args.articles, lambda n: add_one(n, encoder, args.repeats, args.folder_up_to), args.json)
 
 

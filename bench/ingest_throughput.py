@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.common import Timer, median, scifact_docs
+from bench.common import Timer, configured_model, median, scifact_docs
 
 
 @dataclass
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from index.encoder import Encoder
 
-    print(json.dumps(asdict(measure(Encoder(), args.docs, args.repeats))))
+    print(json.dumps(asdict(measure(Encoder(configured_model()), args.docs, args.repeats))))
     return 0
 
 

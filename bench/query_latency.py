@@ -25,7 +25,9 @@ from urllib.parse import quote
 
 import numpy as np
 
-from bench.common import CACHE, Timer, build_synthetic_index, median, percentile, rss_mb, scifact_queries
+from bench.common import (
+    CACHE, Timer, build_synthetic_index, configured_model, median, model_tag, percentile, rss_mb, scifact_queries,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +69,7 @@ def free_port() -> int:
 
 def synthetic_index(n_chunks: int, dense_index: str = "auto") -> tuple[Path, dict]:
     """A cached synthetic index of `n_chunks` chunks (built on first use)."""
-    directory = CACHE / f"index-{n_chunks}-{dense_index}"
+    directory = CACHE / f"index-{n_chunks}-{dense_index}{model_tag()}"
     info_path = directory / "bench-info.json"
     if info_path.exists():
         return directory / "index", json.loads(info_path.read_text())
@@ -173,7 +175,7 @@ def query_embedding_ms(queries: list[str], threads: int = 1, backend: str = "onn
     from index.encoder import Encoder
 
     set_query_threads(threads)
-    encoder = Encoder(query_backend=backend, threads=threads)
+    encoder = Encoder(configured_model(), query_backend=backend, threads=threads)
     for q in queries[:10]:
         encoder.encode_query(q)
     times = []
@@ -216,12 +218,12 @@ def ann_recall(n_chunks: int, query_vectors: np.ndarray, k: int = 10) -> AnnReca
 
 
 def encode_queries(queries: list[str]) -> np.ndarray:
-    path = CACHE / f"query-vectors-{len(queries)}.npy"
+    path = CACHE / f"query-vectors-{len(queries)}{model_tag()}.npy"
     if path.exists():
         return np.load(path)
     from index.encoder import Encoder
 
-    vectors = Encoder().encode(queries)
+    vectors = Encoder(configured_model()).encode(queries)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors

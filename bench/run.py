@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.common import CACHE, Machine, scifact_queries
+from bench.common import CACHE, Machine, configured_model, scifact_queries
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ("ingest", "incremental", "recall", "latency", "langchain")
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, results: dict) -> None:
     article_sizes = [int(s) for s in args.articles.split(",")]
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     queries = scifact_queries()
-    encoder = Encoder()
+    encoder = Encoder(configured_model())
 
     def save() -> None:
         results["machine"] = asdict(Machine.describe())

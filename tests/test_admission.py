@@ -58,6 +58,7 @@ def test_searched_chars_counts_the_question_and_the_earlier_questions(query: str
     assert searched_chars(query, None if body is None else AskRequest.model_validate(body)) == chars
 
 
+@pytest.mark.slow
 def test_a_request_refused_as_malformed_takes_no_search_slot(
     tmp_path: Path, sample_index: Path, encoder: Encoder
 ) -> None:

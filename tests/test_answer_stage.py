@@ -4,12 +4,13 @@ short answer, who it is attributed to, and what is never "high"."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from index.encoder import Encoder
-from index.evaluate import read_eval_set
+from index.evaluate import answer_right, read_eval_set
 from index.search import Searcher
 from index.sentences import MIN_WORDS, why_not_an_answer, words
 from index.settings import Settings
@@ -44,6 +45,7 @@ def tune_searches() -> list[tuple[str, list[str]]]:
     return asked
 
 
+@pytest.mark.slow
 def test_a_short_answer_is_never_a_byline_heading_list_number_question_or_fragment(eager: Searcher) -> None:
     answered = 0
     for question, history in tune_searches() + [(q, []) for q in AWKWARD]:
@@ -81,15 +83,33 @@ def test_the_grandfathers_memoir_is_not_put_in_simon_duffys_mouth(eager: Searche
         assert answer.speaker is None
 
 
-def test_a_doubtful_search_is_never_high(searcher: Searcher) -> None:
-    # When the dense and the lexical retriever put different passages first, the first
-    # passage is right 4 times in 10 on the tune pool: the served calibration never calls
-    # such a search "high".
-    disagreements = high = 0
-    for question, history in tune_searches():
-        result, signals = searcher.search_with_signals(question, history=history)
-        high += result.confidence == "high"
-        if signals is not None and not signals.agree:
-            disagreements += 1
-            assert result.confidence != "high", (question, json.dumps(signals.__dict__))
-    assert disagreements >= 30 and high >= 1  # both kinds were seen
+@pytest.mark.slow
+def test_a_doubtful_search_is_seldom_high_and_then_right(searcher: Searcher) -> None:
+    # When the dense and the lexical retriever put different passages first, the first passage
+    # is right about half the time on the tune-only questions, against nine times in ten when
+    # they agree. The calibration reads the disagreement: it lowers the probability, such a
+    # search is "high" far less often, and only where the rest of what the search knows makes
+    # up for it (the shipped calibration never does on these questions; all-mpnet-base-v2's, 3
+    # times in 92). A confident answer to a doubtful search must still be right.
+    calibration = searcher.calibration.calibration
+    assert calibration is not None
+    seen = {True: [0, 0], False: [0, 0]}  # agree -> [searches, high]
+    eval_set = read_eval_set(TUNE)
+    asked = [(q, []) for q in eval_set.questions]
+    for conversation in eval_set.conversations:
+        turns = conversation.turns
+        asked += [(turn, [t.question for t in turns[:i]]) for i, turn in enumerate(turns)]
+    for question, history in asked:
+        result, signals = searcher.search_with_signals(question.question, history=history)
+        if signals is None:
+            continue
+        agree = bool(signals.agree)
+        seen[agree][0] += 1
+        seen[agree][1] += result.confidence == "high"
+        if not agree:
+            said = (question.question, json.dumps(signals.__dict__))
+            assert calibration.probability(replace(signals, agree=1.0)) > calibration.probability(signals), said
+            assert result.confidence != "high" or answer_right(question, result), said
+    (doubtful, doubtful_high), (agreeing, agreeing_high) = seen[False], seen[True]
+    assert doubtful >= 30 and agreeing_high >= 1  # both kinds were seen
+    assert doubtful_high / doubtful <= agreeing_high / agreeing / 4

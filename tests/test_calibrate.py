@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from index.confidence import CALIBRATION_FILE, Calibration, CalibrationChoice
+from index.confidence import CALIBRATION_FILE, Calibration, CalibrationChoice, calibration_stamp
 from index.encoder import Encoder, resolve_model_path
 from index.search import Searcher
 from index.settings import DEFAULT_MODEL, Settings
@@ -47,7 +47,8 @@ def test_qa_calibrate_fits_and_stores_a_calibration_the_searcher_then_uses(
     assert "with the first passage right" in fitted.stdout and "cross-validated (5 folds" in fitted.stdout
 
     stored = Calibration.from_json((index / CALIBRATION_FILE).read_text(), "stored")
-    assert stored.model == DEFAULT_MODEL and stored.fitted_on["files"] == [TUNE.name]
+    # Fitted for the configuration the index was built with (QA_MODEL: the default model or another).
+    assert stored.embedding_spec == encoder.spec and stored.fitted_on["files"] == [TUNE.name]
     assert stored.fitted_on["searches"] >= 100 and stored.fitted_on["also_searches"] == stored.fitted_on["searches"]
     assert stored.fitted_on["other_weight"] in ("each 1", "balanced")
     # The held-out curve: fewer answers and no fewer right ones in share as the bar rises.
@@ -66,12 +67,16 @@ def test_qa_calibrate_fits_and_stores_a_calibration_the_searcher_then_uses(
 def test_qa_calibrate_refuses_a_file_that_is_not_labelled_questions(sample_index: Path, tmp_path: Path) -> None:
     index = tmp_path / "index"
     shutil.copytree(sample_index, index)
+    # The calibration the index has before (none of its own for the default model, whose
+    # calibration is shipped; the one qa-calibrate fitted for another model) stays as it was.
+    before = calibration_stamp(index), (index / CALIBRATION_FILE).read_bytes() if calibration_stamp(index) else None
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "who?", "article": "x"}\n')  # no span to judge it by
     out = run("qa-calibrate", str(bad), "--index", str(index))
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert out.stderr.startswith("qa-calibrate: error:")
-    assert not (index / CALIBRATION_FILE).exists()
+    after = calibration_stamp(index), (index / CALIBRATION_FILE).read_bytes() if calibration_stamp(index) else None
+    assert after == before and not list(index.glob(CALIBRATION_FILE + ".tmp"))
 
 
 @pytest.mark.slow

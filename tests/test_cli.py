@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ANSWERING_PRECISION, REPO, SAMPLE_ARTICLES
+from index.confidence import choose_calibration
+from index.models import EmbeddingSpec
+from index.settings import Settings
+from tests.conftest import ANSWERING_PRECISION, REPO, SAMPLE_ARTICLES, calibration_pool
 
 BIN = Path(sys.executable).parent
 
@@ -64,16 +67,26 @@ def test_ingest_json_then_rerun_then_eval(tmp_path: Path) -> None:
     assert answered["rank"] == 1 and answered["speaker"] == "Simon Duffy" and not answered["abstained"]
     assert out_of_scope["abstained"]
 
+    # The default model's calibration is shipped; another model (QA_MODEL) is calibrated as the
+    # README says, on the tune questions, before anything is answered "high".
+    spec = EmbeddingSpec.from_settings(Settings())
+    if not spec.is_default:
+        fitted = run("qa-calibrate", *[str(path) for path in calibration_pool(tmp_path)], "--index", str(index))
+        assert fitted.returncode == 0, fitted.stderr
+    calibration = choose_calibration(index, spec).calibration
     question = "who argues against means-testing?"
     asked = run("qa-ask", question, "--index", str(index), "--json", QA_TARGET_PRECISION=str(ANSWERING_PRECISION))
     answer = json.loads(asked.stdout)
     assert answer["passages"][0]["article_id"] == "000_b56ffdfc634a8662"
     assert answer["answer"]["speaker"] == "Simon Duffy" and answer["confidence"] == "high"
-    assert ANSWERING_PRECISION <= answer["probability"] < 1 and "shipped" in answer["calibration"]
-    # At the default bar the same search shows the passages, says how sure it is, and no answer.
+    assert calibration.threshold(ANSWERING_PRECISION) <= answer["probability"] < 1
+    assert ("shipped" if spec.is_default else "by qa-calibrate") in answer["calibration"]
+    # At the default bar the same search shows the passages, says how sure it is, and answers
+    # only if its probability reaches what the calibration needs for that bar.
     strict = json.loads(run("qa-ask", question, "--index", str(index), "--json").stdout)
     assert strict["probability"] == answer["probability"]
-    assert (strict["confidence"] == "high") == (strict["probability"] >= 0.95) == (strict["answer"] is not None)
+    assert (strict["confidence"] == "high") == (strict["probability"] >= calibration.threshold(0.95))
+    assert (strict["confidence"] == "high") == (strict["answer"] is not None)
 
     # Near the archive's subject, but not in it: passages shown as possibly related, no answer.
     unsure = run("qa-ask", "What lifetime cap on care costs did the Dilnot Commission recommend?",
@@ -83,6 +96,7 @@ def test_ingest_json_then_rerun_then_eval(tmp_path: Path) -> None:
     assert "[1] " in unsure.stdout
 
 
+@pytest.mark.slow
 def test_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
     missing = run("qa-ingest", str(tmp_path / "nope"), "--index", str(tmp_path / "index"))
     assert missing.returncode == 1

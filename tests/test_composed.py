@@ -23,7 +23,7 @@ from index.settings import Settings
 from ingest.pipeline import run_ingest
 from qa_service.app import create_app
 from qa_service.settings import ServiceSettings
-from tests.conftest import ANSWERING_PRECISION, SAMPLE_ARTICLES, free_port
+from tests.conftest import ANSWERING_PRECISION, SAMPLE_ARTICLES, calibrate_as_the_sample, free_port
 
 QUESTION = "who argues against means-testing?"
 OUT_OF_SCOPE = "What is the best recipe for sourdough bread?"
@@ -75,6 +75,7 @@ def assert_checked(generated: dict, passages: int) -> None:
             assert sentence["reason"]
 
 
+@pytest.mark.slow
 def test_ask_composes_an_answer_and_checks_every_sentence(client: TestClient) -> None:
     body = client.post("/ask", json={"question": QUESTION, "top_k": 3}).json()
     assert body["confidence"] == "high" and body["generation_error"] is None
@@ -179,6 +180,7 @@ def stand_in() -> Iterator[tuple[str, type[StandIn]]]:
     server.server_close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("behaviour", "expected"),
     [("error", "answered HTTP 500: model crashed"), ("garbage", "could not be read"),
@@ -216,15 +218,17 @@ INJECTED = (
 
 
 @pytest.fixture(scope="module")
-def injected_index(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Path:
+def injected_index(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder, sample_index: Path) -> Path:
     articles = tmp_path_factory.mktemp("injected") / "articles"
     articles.mkdir()
     (articles / "ferry-road-clinic.md").write_text(f"---\ntitle: Ferry Road clinic hours\n---\n{INJECTED}\n")
     index = articles.parent / "index"
     run_ingest(articles, Settings(index_dir=index), encoder=encoder, progress=False)
+    calibrate_as_the_sample(index, sample_index)  # a composed answer needs a confident search
     return index
 
 
+@pytest.mark.slow
 def test_instructions_in_an_article_do_not_change_what_the_service_does(
     injected_index: Path, encoder: Encoder, local_llm: str, stand_in
 ) -> None:
@@ -282,6 +286,7 @@ def rewrites(client: TestClient) -> float:
                if line.startswith("qa_llm_rewrites_total{"))
 
 
+@pytest.mark.slow
 def test_a_follow_up_is_rewritten_by_the_model_and_stays_in_its_conversation(
     sample_index: Path, encoder: Encoder, local_llm: str
 ) -> None:

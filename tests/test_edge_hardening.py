@@ -85,6 +85,7 @@ def _junk(port: int, i: int) -> None:
     _raw(port, f"{request} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
 
 
+@pytest.mark.slow
 def test_metrics_keep_their_size_through_1000_junk_methods_and_paths(server: tuple[int, Path]) -> None:
     port, _log = server
     for i in range(4):  # each shape once, and a scrape, so that their series exist before the count

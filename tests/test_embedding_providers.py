@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -167,6 +168,7 @@ def llama_embeddings() -> Iterator[str]:
     server.close()
 
 
+@pytest.mark.slow
 def test_ingest_and_search_through_a_llama_cpp_endpoint(tmp_path: Path, llama_embeddings: str) -> None:
     articles = write_articles(tmp_path / "articles")
     settings = Settings(index_dir=tmp_path / "index", embed_url=llama_embeddings, embed_model="smollm2")
@@ -192,7 +194,8 @@ def test_ingest_and_search_through_a_llama_cpp_endpoint(tmp_path: Path, llama_em
     # The unchanged folder embeds nothing; a local-model configuration is refused, clearly.
     assert run_ingest(articles, settings, progress=False).chunks_embedded == 0
     local = EmbeddingSpec.from_settings(Settings(index_dir=settings.index_dir))
-    refused = r"built with smollm2 \(openai\) but .*all-MiniLM-L6-v2 \(sentence-transformers\).*QA_EMBED_URL"
+    assert local.provider == "sentence-transformers"  # the configured local model (QA_MODEL)
+    refused = rf"built with smollm2 \(openai\) but .*{re.escape(local.describe())} is configured.*QA_EMBED_URL"
     with pytest.raises(IndexMismatchError, match=refused):
         load_index(settings.index_dir, embedding=local)
     (articles / EXTRA[0]).write_text(EXTRA[1], encoding="utf-8")

@@ -26,6 +26,7 @@ def _questions() -> list[str]:
     return questions
 
 
+@pytest.mark.slow
 def test_onnx_question_vectors_equal_torch_vectors(encoder: Encoder) -> None:
     questions = _questions()
     onnx = np.stack([encoder.encode_query(q) for q in questions])
@@ -36,6 +37,7 @@ def test_onnx_question_vectors_equal_torch_vectors(encoder: Encoder) -> None:
     np.testing.assert_allclose(onnx, torch_vectors, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_texts_embedded_together_equal_one_by_one(encoder: Encoder) -> None:
     # encode_questions runs texts in padded batches of similar length (citation checks, the
     # insights' question groups); each vector is what the question path gives it alone.
@@ -53,6 +55,7 @@ def test_torch_backend_is_a_setting(encoder: Encoder) -> None:
     assert torch_encoder.query_backend == "torch" and torch_encoder._query_model is None
 
 
+@pytest.mark.slow
 def test_the_question_path_is_kept_and_read_back_without_torch(tmp_path: Path, encoder: Encoder) -> None:
     folder = tmp_path / "index" / "cache" / "query-model"
     folder.parent.mkdir(parents=True)  # an ingest made the index's cache folder
@@ -61,7 +64,7 @@ def test_the_question_path_is_kept_and_read_back_without_torch(tmp_path: Path, e
     # loaded torch), answers with it, and never imports torch itself.
     script = (
         "import sys, json; from pathlib import Path; from index.encoder import Encoder; "
-        f"e = Encoder(query_model_dir=Path({str(folder)!r}), threads=1); "
+        f"e = Encoder({encoder.model_name!r}, query_model_dir=Path({str(folder)!r}), threads=1); "
         f"v = e.encode_query({question!r}); "
         "print(json.dumps({'torch': 'torch' in sys.modules, 'vector': v.tolist()}))"
     )
@@ -76,6 +79,7 @@ def test_the_question_path_is_kept_and_read_back_without_torch(tmp_path: Path, e
     assert (folder / "model.onnx").stat().st_mtime_ns == exported_at  # read, not exported again
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["another model", "other vectors"])
 def test_a_question_path_that_does_not_check_out_is_exported_again(
     tmp_path: Path, encoder: Encoder, damage: str
@@ -98,6 +102,7 @@ def test_a_question_path_that_does_not_check_out_is_exported_again(
     assert json.loads((folder / META_FILE).read_text())["model"] == encoder.model_name
 
 
+@pytest.mark.slow
 def test_a_server_started_before_any_index_writes_nothing_there(tmp_path: Path, encoder: Encoder) -> None:
     index = tmp_path / "index"
     fresh = Encoder(encoder.model_name, query_model_dir=index / "cache" / "query-model", threads=1)

@@ -218,6 +218,7 @@ def test_out_of_scope_question_never_has_its_first_passage_right(searcher: Searc
 
 # --- qa-eval end to end ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_qa_eval_reports_what_confident_answers_promise(
     tmp_path: Path, sample_index: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

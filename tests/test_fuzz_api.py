@@ -52,6 +52,7 @@ def running_app(sample_index: Path) -> Iterator[None]:
     record("fuzz-summary.json", {"cases": sum(OUTCOMES.values()), "by_outcome": dict(sorted(OUTCOMES.items()))})
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors_and_responses_match_the_schema(case) -> None:

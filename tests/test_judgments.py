@@ -214,6 +214,7 @@ def test_summary_measures_confident_answers(client: TestClient) -> None:
     assert client.get("/admin/judgments/summary", params={"weeks": 0}, headers=AUTH).status_code == 422
 
 
+@pytest.mark.slow
 def test_export_round_trips_into_qa_eval(client: TestClient, sample_index: Path, tmp_path: Path) -> None:
     means = _ask(client, "Who argues against means-testing?", "high")
     a_and_e = _ask(client, "How much have A&E visits gone up?", "high")
@@ -267,6 +268,7 @@ def test_export_round_trips_into_qa_eval(client: TestClient, sample_index: Path,
     assert by_question["Who won the 2018 FIFA World Cup?"]["abstained"]
 
 
+@pytest.mark.slow
 def test_export_without_a_log(tmp_path: Path) -> None:
     missing = _run("qa-judgments", "export", "--log", str(tmp_path / "nothing.sqlite"))
     assert missing.returncode == 2

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from index.encoder import Encoder
 from index.errors import IndexCorruptError, IndexMismatchError, IngestError
 from index.models import EmbeddingSpec
 from index.settings import Settings
@@ -93,6 +95,7 @@ def test_short_paragraphs_are_not_packed_onto_a_full_one(tmp_path: Path, encoder
     assert texts == [f"Evening opening\n\n{opening}", funding]
 
 
+@pytest.mark.slow
 def test_rerun_on_unchanged_folder_embeds_nothing(articles_copy: Path, tmp_path: Path, encoder) -> None:
     first = ingest(articles_copy, tmp_path / "index", encoder)
     assert (len(first.added), first.published) == (5, True)
@@ -103,6 +106,7 @@ def test_rerun_on_unchanged_folder_embeds_nothing(articles_copy: Path, tmp_path:
     assert (len(second.unchanged), second.published, second.version) == (5, False, first.version)
 
 
+@pytest.mark.slow
 def test_added_article_embeds_only_its_own_chunks(articles_copy: Path, tmp_path: Path, encoder) -> None:
     first = ingest(articles_copy, tmp_path / "index", encoder)
     (articles_copy / "riverside.txt").write_text(ARTICLE, encoding="utf-8")
@@ -117,6 +121,7 @@ def test_added_article_embeds_only_its_own_chunks(articles_copy: Path, tmp_path:
     assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1.0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_edited_article_is_reembedded_and_removed_article_leaves(
     articles_copy: Path, tmp_path: Path, encoder
 ) -> None:
@@ -136,9 +141,11 @@ def test_edited_article_is_reembedded_and_removed_article_leaves(
     assert all(c.article_id != "003_34ccfc135a31d0e8" for c in index.chunks.live_chunks())
 
 
+@pytest.mark.slow
 def test_changing_the_model_rebuilds_and_says_why(articles_copy: Path, tmp_path: Path, encoder) -> None:
     ingest(articles_copy, tmp_path / "index", encoder)
-    with pytest.raises(IndexMismatchError, match="built with .*MiniLM.* but .*some/other-model"):
+    built = re.escape(encoder.spec.describe())  # the configured model (QA_MODEL)
+    with pytest.raises(IndexMismatchError, match=f"built with {built} but some/other-model"):
         load_index(tmp_path / "index", embedding=EmbeddingSpec("sentence-transformers", "some/other-model"))
     # A different chunk size is a pipeline change: everything is rebuilt, and the reason given.
     report = ingest(articles_copy, tmp_path / "index", encoder, chunk_tokens=100, chunk_overlap_tokens=10)
@@ -164,6 +171,7 @@ def _segment_dirs(index_dir: Path) -> list[Path]:
     return [index_dir / "segments" / entry["name"] for entry in manifest["segments"]]
 
 
+@pytest.mark.slow
 def test_altered_index_file_is_refused_naming_the_file(articles_copy: Path, tmp_path: Path, encoder) -> None:
     ingest(articles_copy, tmp_path / "index", encoder)
     vectors = _segment_dirs(tmp_path / "index")[0] / "vectors.npy"
@@ -174,6 +182,7 @@ def test_altered_index_file_is_refused_naming_the_file(articles_copy: Path, tmp_
         load_index(tmp_path / "index")
 
 
+@pytest.mark.slow
 def test_truncated_or_missing_index_file_is_refused(articles_copy: Path, tmp_path: Path, encoder) -> None:
     ingest(articles_copy, tmp_path / "index", encoder)
     segment = _segment_dirs(tmp_path / "index")[0]
@@ -188,6 +197,7 @@ def test_truncated_or_missing_index_file_is_refused(articles_copy: Path, tmp_pat
         load_index(tmp_path / "index")
 
 
+@pytest.mark.slow
 def test_corrupt_current_version_is_rebuilt_by_the_next_ingest(
     articles_copy: Path, tmp_path: Path, encoder
 ) -> None:
@@ -200,6 +210,7 @@ def test_corrupt_current_version_is_rebuilt_by_the_next_ingest(
     assert len(load_index(tmp_path / "index").articles) == 5
 
 
+@pytest.mark.slow
 def test_index_of_an_older_format_is_refused_then_upgraded_from_the_cache(
     articles_copy: Path, tmp_path: Path, encoder
 ) -> None:
@@ -215,10 +226,10 @@ def test_index_of_an_older_format_is_refused_then_upgraded_from_the_cache(
     assert load_index(tmp_path / "index").lexical.scores("means-testing").any()
 
 
-def test_manifest_records_model_counts_segments_and_checksums(sample_index: Path) -> None:
+def test_manifest_records_model_counts_segments_and_checksums(sample_index: Path, encoder: Encoder) -> None:
     manifest = json.loads((_version_dir(sample_index) / "manifest.json").read_text())
-    assert manifest["model"] == Settings().model
-    assert manifest["dim"] == 384
+    assert manifest["model"] == Settings().model == encoder.model_name
+    assert manifest["dim"] == encoder.dim == len(encoder.encode(["a question"])[0])
     assert manifest["counts"]["articles"] == 5
     assert manifest["chunking"]["chunk_tokens"] == Settings().chunk_tokens
     (segment,) = _segment_dirs(sample_index)

@@ -34,6 +34,7 @@ def _ask(port: int, source: str, forwarded: str | None = None) -> int:
         connection.close()
 
 
+@pytest.mark.slow
 def test_readers_behind_nginx_are_told_apart_and_forged_headers_change_nothing(
     tmp_path: Path, sample_index: Path
 ) -> None:

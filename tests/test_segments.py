@@ -57,6 +57,7 @@ def _manifest(index_dir: Path) -> dict:
     return json.loads((index_dir / VERSIONS / current_version_name(index_dir) / "manifest.json").read_text())
 
 
+@pytest.mark.slow
 def test_an_added_article_writes_one_small_segment_and_rewrites_nothing(
     articles_copy: Path, tmp_path: Path, encoder: Encoder
 ) -> None:
@@ -80,6 +81,7 @@ def test_an_added_article_writes_one_small_segment_and_rewrites_nothing(
     assert searcher.search(QUESTIONS[-1]).passages[0].article.id == "riverside"
 
 
+@pytest.mark.slow
 def test_removed_and_replaced_articles_are_marked_deleted_and_answers_match_a_fresh_build(
     articles_copy: Path, tmp_path: Path, encoder: Encoder
 ) -> None:
@@ -115,6 +117,7 @@ def test_removed_and_replaced_articles_are_marked_deleted_and_answers_match_a_fr
     assert _answers(index_dir, encoder) == _answers(fresh, encoder)
 
 
+@pytest.mark.slow
 def test_merges_keep_the_answers_and_optimize_leaves_one_segment(
     articles_copy: Path, tmp_path: Path, encoder: Encoder
 ) -> None:
@@ -139,6 +142,7 @@ def test_merges_keep_the_answers_and_optimize_leaves_one_segment(
     assert [p.name for p in (index_dir / SEGMENTS).iterdir()] == [_manifest(index_dir)["segments"][0]["name"]]
 
 
+@pytest.mark.slow
 def test_updates_naming_their_articles_give_the_index_a_folder_run_gives(
     articles_copy: Path, tmp_path: Path, encoder: Encoder
 ) -> None:

@@ -136,6 +136,7 @@ def test_serve_answers_through_republishing_and_stops_cleanly(tmp_path: Path, sa
     assert "Application shutdown complete" in output
 
 
+@pytest.mark.slow
 def test_serve_refuses_bad_arguments_with_a_message(tmp_path: Path) -> None:
     result = subprocess.run([str(BIN / "qa-serve"), "--port", "notaport"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "invalid int value" in result.stderr
@@ -193,6 +194,7 @@ def _ingest_workers(pid: int) -> list[int]:
             if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
 
 
+@pytest.mark.slow
 def test_an_ingest_job_runs_outside_the_server_whose_worker_leaves_when_idle(
     tmp_path: Path, sample_index: Path
 ) -> None:
@@ -228,6 +230,7 @@ def _job_status(base: str, job_id: str) -> dict:
     return http_json(f"{base}/admin/jobs/{job_id}", token="t0ken")[1]
 
 
+@pytest.mark.slow
 def test_an_ingest_worker_killed_mid_job_fails_that_job_only(tmp_path: Path, sample_index: Path) -> None:
     """The worker killed during a job (the kernel's OOM killer, an operator): the job fails
     with the reason, the index stays the complete version it was, the server goes on

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from index.confidence import CALIBRATION_FILE, Calibration, save_calibration
+from index.confidence import CALIBRATION_FILE, Calibration, choose_calibration, save_calibration
 from index.encoder import Encoder
-from index.settings import DEFAULT_MODEL
 from index.store import VERSIONS, current_version_name
 from qa_service.app import create_app
 from qa_service.settings import ServiceSettings
@@ -92,7 +91,13 @@ def test_get_ask_matches_post_and_takes_filters(client: TestClient) -> None:
     posted = client.post("/ask", json={"question": MEANS_TESTING, "top_k": 3}).json()
     got = client.get("/ask", params={"q": MEANS_TESTING, "top_k": 3}).json()
     assert [p["text"] for p in got["passages"]] == [p["text"] for p in posted["passages"]]
-    only = client.get("/ask", params={"q": MEANS_TESTING, "article": "003_34ccfc135a31d0e8"}).json()
+    # A subject several articles touch: the first passages are other articles', and the filter
+    # keeps one article's. (Asked in an article that never mentions it, means-testing may find
+    # nothing close enough there: that says nothing about the filter.)
+    subject = "money for public services"
+    anywhere = client.get("/ask", params={"q": subject}).json()
+    assert {p["article_id"] for p in anywhere["passages"]} - {"003_34ccfc135a31d0e8"}
+    only = client.get("/ask", params={"q": subject, "article": "003_34ccfc135a31d0e8"}).json()
     assert only["passages"] and {p["article_id"] for p in only["passages"]} == {"003_34ccfc135a31d0e8"}
 
 
@@ -217,6 +222,7 @@ def test_admin_routes_are_off_without_a_configured_token(
         assert response.status_code == 403 and "QA_ADMIN_TOKEN" in response.json()["detail"]
 
 
+@pytest.mark.slow
 def test_add_ask_replace_delete_an_article_without_restart(client: TestClient, dirs: tuple[Path, Path]) -> None:
     articles, _ = dirs
     question = "Who trimmed the lamp of the Stroma lighthouse?"
@@ -251,6 +257,7 @@ def test_add_ask_replace_delete_an_article_without_restart(client: TestClient, d
     assert not list(articles.glob("stroma*"))
 
 
+@pytest.mark.slow
 def test_an_article_job_reads_only_that_articles_files(client: TestClient, dirs: tuple[Path, Path]) -> None:
     articles, _ = dirs
     (articles / "notes.txt").write_bytes(b"notes\x00binary")  # what a folder run reports as skipped
@@ -350,15 +357,23 @@ def test_a_new_calibration_is_used_without_a_restart_and_a_broken_one_is_refused
 ) -> None:
     articles, index = copy_service_dirs(tmp_path, sample_index)
     with make_client(articles, index, encoder) as client:  # the default bar, 0.95
-        assert "shipped" in client.get("/readyz").json()["calibration"]
-        before = client.post("/ask", json={"question": MEANS_TESTING}).json()
+        # The calibration this configuration has: the shipped one for the default model, the
+        # index's own (qa-calibrate's) for another.
+        ready = client.get("/readyz").json()["calibration"]
+        assert ready == choose_calibration(index, encoder.spec).reason
+        assert ("shipped" in ready) == encoder.spec.is_default
+        def asked() -> dict:
+            return client.post("/ask", json={"question": MEANS_TESTING}).json()
+
+        before = asked()
         # qa-calibrate's output for this index: here one that is sure of everything.
-        save_calibration(index, Calibration(DEFAULT_MODEL, ("margin",), (0.0,), 10.0, {}))
+        sure = Calibration(encoder.spec.model, ("margin",), (0.0,), 10.0, {}, embedding=encoder.spec)
+        save_calibration(index, sure)
         deadline = time.monotonic() + 10
-        while "qa-calibrate" not in client.get("/readyz").json()["calibration"]:
+        while (after := asked())["probability"] == before["probability"]:  # the cached result, until
             assert time.monotonic() < deadline, "the new calibration was not picked up"
             time.sleep(0.1)
-        after = client.post("/ask", json={"question": MEANS_TESTING}).json()  # not the cached result
+        assert "qa-calibrate" in client.get("/readyz").json()["calibration"]
         assert after["probability"] > 0.99 > before["probability"] and after["confidence"] == "high"
 
         (index / CALIBRATION_FILE).write_text("{not json")
@@ -374,11 +389,19 @@ def test_ask_says_how_sure_it_is_and_answers_only_past_the_default_bar(
     dirs: tuple[Path, Path], encoder: Encoder
 ) -> None:
     with make_client(*dirs, encoder) as strict:  # QA_TARGET_PRECISION at its default, 0.95
-        assert "shipped" in strict.get("/readyz").json()["calibration"]
+        choice = choose_calibration(dirs[1], encoder.spec)
+        assert strict.get("/readyz").json()["calibration"] == choice.reason
+        # The probability the calibration needs for the default target (its held-out curve).
+        bar = choice.calibration.threshold(0.95)
+        levels = []
         for question in (MEANS_TESTING, "How much have A&E visits gone up?", "Does he trust councils?"):
             body = strict.post("/ask", json={"question": question}).json()
             assert 0 < body["probability"] < 1
-            assert (body["confidence"] == "high") == (body["probability"] >= 0.95) == (body["answer"] is not None)
+            assert (body["confidence"] == "high") == (body["answer"] is not None)
+            assert body["confidence"] != "high" or body["probability"] >= bar  # never high short of the bar
+            levels.append((body["confidence"], body["probability"] >= bar))
+        # Both sides of the bar were seen: answered past it, not answered short of it.
+        assert ("high", True) in levels and ("low", False) in levels
         nothing = strict.post("/ask", json={"question": "What is the boiling point of tungsten?"}).json()
         assert nothing["confidence"] == "none" and nothing["probability"] is None
 
@@ -467,6 +490,7 @@ def _cache_counts(client: TestClient) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.slow
 def test_a_repeated_question_comes_from_the_cache_until_the_version_changes(
     tmp_path: Path, sample_index: Path, encoder: Encoder
 ) -> None:

@@ -115,6 +115,7 @@ def sources() -> list[Path]:
     return found
 
 
+@pytest.mark.slow
 def test_feed_sync_new_changed_unchanged_and_failed(site: Site, tmp_path: Path) -> None:
     texts = sources()
     site.write("a.html", page("Means-testing social care", "Simon Duffy", texts[0]))
@@ -156,6 +157,7 @@ def test_feed_sync_new_changed_unchanged_and_failed(site: Site, tmp_path: Path) 
     assert len(second.failed) == 5  # still failing, still reported
 
 
+@pytest.mark.slow
 def test_sitemap_index_unlisted_pages_are_kept_unless_pruned(site: Site, tmp_path: Path) -> None:
     texts = sources()
     for number, name in enumerate(["one.html", "two.html", "three.html"]):
@@ -195,6 +197,7 @@ def test_atom_feed_and_what_is_not_a_feed(site: Site, tmp_path: Path) -> None:
     assert report.sources_failed[0].reason.startswith("neither a feed nor a sitemap")
 
 
+@pytest.mark.slow
 def test_cli_syncs_and_ingests_and_a_second_run_embeds_nothing(site: Site, tmp_path: Path) -> None:
     texts = sources()
     site.write("a.html", page("Means-testing social care", "Simon Duffy", texts[0]))
@@ -225,6 +228,7 @@ def test_cli_syncs_and_ingests_and_a_second_run_embeds_nothing(site: Site, tmp_p
     assert bad.returncode == 1 and "is not an http(s) URL" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_service_syncs_on_post_admin_sync_and_on_its_timer(site: Site, tmp_path: Path, encoder) -> None:
     from fastapi.testclient import TestClient
 

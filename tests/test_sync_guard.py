@@ -181,6 +181,7 @@ def test_numeric_and_named_forms_of_loopback_are_refused_after_resolving(host: s
     assert {non_public_class(address) for address in vetted(host, 80, allow_private=True)} == {"loopback"}
 
 
+@pytest.mark.slow
 def test_no_internal_address_is_fetched(network: Network, tmp_path: Path) -> None:
     sources = publish_everything(network)
     report = sync(sources, tmp_path / "articles", SyncOptions(timeout_s=5))
@@ -200,6 +201,7 @@ def test_no_internal_address_is_fetched(network: Network, tmp_path: Path) -> Non
     assert {"/feed.rss", "/sitemap.xml", "/hops.rss"} <= set(network.received)
 
 
+@pytest.mark.slow
 def test_allow_private_lets_the_local_server_through(network: Network, tmp_path: Path) -> None:
     """With QA_SYNC_ALLOW_PRIVATE every listed address is tried, as every one was before the
     guard: the loopback forms reach the local server and its page is written."""
@@ -236,6 +238,7 @@ def test_the_connection_goes_to_the_address_checked(network: Network, tmp_path: 
     assert "/moved" in network.received and network.fetched_inside() == [] and network.tried == []
 
 
+@pytest.mark.slow
 def test_qa_sync_reports_a_refused_source_and_allow_private_fetches_it(tmp_path: Path) -> None:
     """The CLI against the loopback server, in another process: refused with its reason and
     no traceback, then fetched with --allow-private."""

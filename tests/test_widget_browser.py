@@ -40,7 +40,9 @@ expect = sync_api.expect
 
 from index.settings import Settings  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
-from tests.conftest import ANSWERING_PRECISION, REPO, SAMPLE_ARTICLES, free_port, start_qa_serve  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    ANSWERING_PRECISION, REPO, SAMPLE_ARTICLES, calibrate_as_the_sample, free_port, start_qa_serve,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -181,7 +183,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticSite]:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, encoder, site: StaticSite) -> Iterator[str]:
+def api(tmp_path_factory: pytest.TempPathFactory, encoder, sample_index: Path, site: StaticSite) -> Iterator[str]:
     """`qa-serve` on a free port over an index of the sample articles plus the hostile one."""
     work = tmp_path_factory.mktemp("widget-service")
     articles = work / "articles"
@@ -190,6 +192,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, encoder, site: StaticSite) -> 
     (articles / f"{HOSTILE_ID}.meta.json").write_text(json.dumps(HOSTILE_META), encoding="utf-8")
     index_dir = work / "index"
     run_ingest(articles, Settings(index_dir=index_dir), encoder=encoder, progress=False)
+    calibrate_as_the_sample(index_dir, sample_index)  # the answers shown need confident searches
 
     port = free_port()
     process = start_qa_serve(
