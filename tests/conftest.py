@@ -72,6 +72,16 @@ def start_qa_serve(articles: Path, index: Path, port: int, log: Path, **env_extr
     raise AssertionError(f"qa-serve not ready after 180 s:\n{log.read_text()[-3000:]}")
 
 
+def stop_process(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    """Stop a server a test started: SIGTERM, then SIGKILL if it has not gone in `timeout_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def record(name: str, figures: dict) -> None:
     """Write a test's figures (for docs/reliability.md) to the git-ignored test-artifacts folder."""
     folder = REPO / "test-artifacts"

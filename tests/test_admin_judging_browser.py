@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 
@@ -34,7 +33,7 @@ from tests.test_widget_browser import (  # noqa: F401  (browser, open_page, watc
 
 from index.settings import Settings  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
-from tests.conftest import SAMPLE_ARTICLES, free_port, start_qa_serve  # noqa: E402
+from tests.conftest import SAMPLE_ARTICLES, free_port, start_qa_serve, stop_process  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -71,12 +70,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, encoder) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import http.server
 import json
 import shutil
 import socket
-import subprocess
 import threading
 import time
 import urllib.error
@@ -42,6 +41,7 @@ from index.settings import Settings  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
 from tests.conftest import (  # noqa: E402
     ANSWERING_PRECISION, REPO, SAMPLE_ARTICLES, calibrate_as_the_sample, free_port, start_qa_serve,
+    stop_process,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -204,12 +204,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, encoder, sample_index: Path, s
     try:
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 # ---- the browser ----------------------------------------------------------------------------
