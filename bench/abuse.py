@@ -21,7 +21,7 @@ run into a test of the limiter; `QA_ASK_RATE_PER_MINUTE=0` turns it off, and wha
 is memory and latency under the load itself. Resident memory is read from /proc/PID/status
 (VmRSS every 50 ms, and VmHWM, the kernel's own peak).
 
-    .venv/bin/python -m bench.abuse --index IDX [--articles data/articles] [--json OUT]
+    python -m bench abuse --index IDX [--articles data/articles] [--json OUT]
 """
 
 from __future__ import annotations
@@ -161,72 +161,104 @@ def run(args: argparse.Namespace) -> dict:
             server.wait(timeout=30)
 
 
-def _abuse(pid: int, port: int, args: argparse.Namespace) -> dict:
-    warm = Client(port)
-    for question in NORMAL:  # the first questions of a fresh server, as any reader's
-        warm.post("/ask", {"question": question})
-    quiet = [warm.post("/ask", {"question": f"{NORMAL[n % len(NORMAL)]} (quiet {n})"})[1] for n in range(30)]
-    at_start = rss(pid)
-    statuses: dict[str, Counter] = {kind: Counter() for kind in ("long", "history", "oversized", "normal")}
-    normal_s: list[float] = []
-    samples: list[float] = []
-    done = threading.Event()
-    lock = threading.Lock()
+class Load:
+    """The run's clients as threads against one server, and what each kind of request got."""
 
-    def count(kind: str, status: int) -> None:
-        with lock:
-            statuses[kind][status] += 1
+    KINDS = ("long", "history", "oversized", "normal")
 
-    def long_worker(worker: int) -> None:
-        client = Client(port)
-        for number in range(args.long_each):
-            client.insist("/ask", {"question": long_question(worker, number)}, partial(count, "long"))
+    def __init__(self, pid: int, port: int, args: argparse.Namespace) -> None:
+        self.pid, self.port, self.args = pid, port, args
+        self.statuses: dict[str, Counter] = {kind: Counter() for kind in self.KINDS}
+        self.normal_s: list[float] = []
+        self.samples: list[float] = []
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.next_history = iter(range(args.histories))  # shared: each history is sent once
 
-    next_history = iter(range(args.histories))
+    def count(self, kind: str, status: int) -> None:
+        with self.lock:
+            self.statuses[kind][status] += 1
 
-    def history_worker() -> None:
-        client = Client(port)
-        for number in next_history:  # shared: each history is sent once
+    def long_worker(self, worker: int) -> None:
+        client = Client(self.port)
+        for number in range(self.args.long_each):
+            client.insist("/ask", {"question": long_question(worker, number)}, partial(self.count, "long"))
+
+    def history_worker(self) -> None:
+        client = Client(self.port)
+        for number in self.next_history:
             body = {"question": "Does he trust councils with the money?", "history": long_history(number)}
-            client.insist("/ask", body, partial(count, "history"))
+            client.insist("/ask", body, partial(self.count, "history"))
 
-    def oversized_worker() -> None:
-        client = Client(port)
-        for number in range(args.oversized):
+    def oversized_worker(self) -> None:
+        client = Client(self.port)
+        for number in range(self.args.oversized):
             history = [{"role": "user", "content": f"{number} " + "why " * 2500}]
             body = {"question": "What else does he say?", "history": history}
-            client.insist("/ask", body, partial(count, "oversized"))
+            client.insist("/ask", body, partial(self.count, "oversized"))
 
-    def normal_reader() -> None:
-        client = Client(port)
+    def normal_reader(self) -> None:
+        client = Client(self.port)
         number = 0
-        while not done.is_set():
+        while not self.done.is_set():
             question = f"{NORMAL[number % len(NORMAL)]} ({number})"
             status, took = client.post("/ask", {"question": question})
-            count("normal", status)
+            self.count("normal", status)
             if status == 200:
-                normal_s.append(took)
+                self.normal_s.append(took)
             number += 1
-            done.wait(args.normal_every)
+            self.done.wait(self.args.normal_every)
 
-    def sampler() -> None:
-        while not done.is_set():
-            samples.append(rss(pid)["VmRSS"])
-            done.wait(0.05)
+    def sampler(self) -> None:
+        while not self.done.is_set():
+            self.samples.append(rss(self.pid)["VmRSS"])
+            self.done.wait(0.05)
 
-    load = [threading.Thread(target=long_worker, args=(w,)) for w in range(args.long_workers)]
-    load += [threading.Thread(target=history_worker) for _ in range(args.history_workers)]
-    load += [threading.Thread(target=oversized_worker)]
-    watchers = [threading.Thread(target=normal_reader), threading.Thread(target=sampler)]
-    started = time.perf_counter()
-    for thread in watchers + load:
-        thread.start()
-    for thread in load:
-        thread.join(timeout=max(1.0, args.max_s - (time.perf_counter() - started)))
-    took_s = time.perf_counter() - started
-    done.set()
-    for thread in watchers:
-        thread.join()
+    def run(self) -> float:
+        """Every client at once until the load's are done (or --max-s): the seconds it took."""
+        args = self.args
+        self.load = load = [threading.Thread(target=self.long_worker, args=(w,)) for w in range(args.long_workers)]
+        load += [threading.Thread(target=self.history_worker) for _ in range(args.history_workers)]
+        load += [threading.Thread(target=self.oversized_worker)]
+        watchers = [threading.Thread(target=self.normal_reader), threading.Thread(target=self.sampler)]
+        started = time.perf_counter()
+        for thread in watchers + load:
+            thread.start()
+        for thread in load:
+            thread.join(timeout=max(1.0, args.max_s - (time.perf_counter() - started)))
+        took_s = time.perf_counter() - started
+        self.done.set()
+        for thread in watchers:
+            thread.join()
+        return took_s
+
+    def finished(self) -> bool:
+        return not any(thread.is_alive() for thread in self.load)
+
+    def normal_ask(self) -> dict:
+        normal_s = self.normal_s
+        return {
+            "asked": sum(self.statuses["normal"].values()),
+            "answered": len(normal_s),
+            "p50_ms": round(percentile(normal_s, 50) * 1000, 1) if normal_s else None,
+            "p99_ms": round(percentile(normal_s, 99) * 1000, 1) if normal_s else None,
+            "max_ms": round(max(normal_s) * 1000, 1) if normal_s else None,
+        }
+
+
+def _quiet(port: int) -> list[float]:
+    """A fresh server's first questions, as any reader's, then 30 timed without load (seconds)."""
+    warm = Client(port)
+    for question in NORMAL:
+        warm.post("/ask", {"question": question})
+    return [warm.post("/ask", {"question": f"{NORMAL[n % len(NORMAL)]} (quiet {n})"})[1] for n in range(30)]
+
+
+def _abuse(pid: int, port: int, args: argparse.Namespace) -> dict:
+    quiet = _quiet(port)
+    at_start = rss(pid)
+    load = Load(pid, port, args)
+    took_s = load.run()
     time.sleep(args.settle_s)
     after = rss(pid)
     metrics = _cache_metrics(port)
@@ -234,20 +266,14 @@ def _abuse(pid: int, port: int, args: argparse.Namespace) -> dict:
         "machine_cpus": len(os.sched_getaffinity(0)),
         "load_average_at_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "run_s": round(took_s, 1),
-        "finished_within_max_s": not any(thread.is_alive() for thread in load),
+        "finished_within_max_s": load.finished(),
         "rss_mb_at_start": at_start["VmRSS"],
-        "rss_mb_peak_sampled": max(samples, default=0.0),
+        "rss_mb_peak_sampled": max(load.samples, default=0.0),
         "rss_mb_peak_vmhwm": after["VmHWM"],
         f"rss_mb_{args.settle_s:g}s_after": after["VmRSS"],
-        "requests": {kind: dict(sorted(counter.items())) for kind, counter in statuses.items()},
+        "requests": {kind: dict(sorted(counter.items())) for kind, counter in load.statuses.items()},
         "normal_ask_without_load": _latency(quiet),
-        "normal_ask": {
-            "asked": sum(statuses["normal"].values()),
-            "answered": len(normal_s),
-            "p50_ms": round(percentile(normal_s, 50) * 1000, 1) if normal_s else None,
-            "p99_ms": round(percentile(normal_s, 99) * 1000, 1) if normal_s else None,
-            "max_ms": round(max(normal_s) * 1000, 1) if normal_s else None,
-        },
+        "normal_ask": load.normal_ask(),
         "search_cache": metrics,
     }
 
@@ -266,7 +292,7 @@ def _cache_metrics(port: int) -> dict[str, float]:
     return found
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--articles", type=Path, default=REPO / "data" / "articles")
@@ -279,12 +305,13 @@ def main() -> None:
     parser.add_argument("--max-s", type=float, default=600, help="stop waiting for the load after this long")
     parser.add_argument("--settle-s", type=float, default=5)
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     figures = run(args)
     print(json.dumps(figures, indent=1))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,6 @@
-"""Shared pieces of the performance benchmarks (`python -m bench.run`): machine facts, timing
-statistics, resident memory, and the synthetic collections used at sizes too large to embed.
+"""Shared pieces of the performance scenarios (`python -m bench perf` and others): machine
+facts, timing statistics, resident memory, and the synthetic collections used at sizes too
+large to embed.
 
 Synthetic data, and why it looks like this:
 - Text: articles of three passages, each passage ~550 characters (about the 128 word pieces

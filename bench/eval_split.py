@@ -1,7 +1,7 @@
 """The tune / report split of the sample evaluation set (`../shared/eval/`).
 
 Settings are chosen on the tune half; the report half is only ever reported. The split
-depends on each row's text, not on its position in the file (docs/quality.md lists the counts
+depends on each row's text, not on its position in the file (docs/history/quality-2026-11-to-12.md lists the counts
 of each half):
 
 - single questions are grouped by the article they expect (out-of-scope questions form their

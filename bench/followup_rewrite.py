@@ -1,7 +1,7 @@
 """Follow-ups searched as asked (the search resolves them against the history) and rewritten
 first by the language model into a standalone question (`QA_LLM_REWRITE_FOLLOWUPS`).
 
-    python -m bench.eval_split --half tune | .venv/bin/python -m bench.followup_rewrite --index IDX -
+    python -m bench.eval_split --half tune | python -m bench followups --index IDX -
 
 Starts `qa-llm`'s server unless --llm-url is given. Prints hit@3 and speaker accuracy both
 ways and each rewrite.
@@ -24,7 +24,7 @@ from qa_service.settings import ServiceSettings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.followup_rewrite", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench followups", description=__doc__.split("\n\n")[0])
     parser.add_argument("conversations", help="evaluation JSONL, or - for standard input")
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--llm-url")

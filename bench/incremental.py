@@ -94,7 +94,7 @@ def base_index(n_articles: int) -> tuple[Path, Path, dict]:
     return directory / "index", directory / "articles", json.loads(info_path.read_text())
 
 
-def _unique_article(articles_dir: Path, rep: int) -> tuple[str, Path]:
+def unique_article(articles_dir: Path, rep: int) -> tuple[str, Path]:
     """A new article file: the sample article with every paragraph made unique, so no chunk
     of it is in the vector cache."""
     stamp = f"{time.time_ns()}-{rep}"
@@ -105,7 +105,7 @@ def _unique_article(articles_dir: Path, rep: int) -> tuple[str, Path]:
     return path.stem, path
 
 
-def _back_to_base(index_dir: Path, articles_dir: Path, settings, encoder) -> None:
+def back_to_base(index_dir: Path, articles_dir: Path, settings, encoder) -> None:
     """Remove what an interrupted earlier run added (files and index entries)."""
     from index import store
     from ingest.pipeline import run_update
@@ -125,12 +125,12 @@ def add_one(n_articles: int, encoder, repeats: int = 3, folder_up_to: int = 100_
     index_dir, articles_dir, info = base_index(n_articles)
     settings = Settings(index_dir=index_dir, keep_versions=1)
     timed = TimedEncoder(encoder)
-    _back_to_base(index_dir, articles_dir, settings, timed)
+    back_to_base(index_dir, articles_dir, settings, timed)
 
     def measure(add, remove) -> dict:
         adds, embeds, written, stages, removes, removed_written, embedded, chunks = [], [], [], [], [], [], 0, 0
         for rep in range(repeats):
-            article_id, path = _unique_article(articles_dir, rep)
+            article_id, path = unique_article(articles_dir, rep)
             timed.seconds = 0.0
             report = add(path)
             assert report.added == [article_id], report.to_json()

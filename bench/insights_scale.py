@@ -6,7 +6,7 @@ work on a shared machine changes less). No vector is kept at first: each call em
 100 of the grouped questions (`EMBEDDED_PER_CALL`), so the third call has all 300 and the
 later ones embed nothing.
 
-    .venv/bin/python -m bench.insights_scale --index IDX [--questions 100000 --unanswered 20000]
+    python -m bench insights --index IDX [--questions 100000 --unanswered 20000]
 """
 
 from __future__ import annotations
@@ -121,15 +121,16 @@ def measure(index: Path, questions: int, unanswered: int, sample: int | None, ar
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--questions", type=int, default=100_000)
     parser.add_argument("--unanswered", type=int, default=20_000)
     parser.add_argument("--sample", type=int, help="QA_INSIGHTS_SAMPLE (default: the service's)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(json.dumps(measure(args.index, args.questions, args.unanswered, args.sample), indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

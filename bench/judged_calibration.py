@@ -3,7 +3,7 @@ are logged), the tune half judged through the admin API from their labels as an 
 (the span found in the article, or "not in the archive"), exported, fitted by `qa-calibrate`,
 and the calibration judged by `qa-eval` on the report half, which nothing was fitted on.
 
-    .venv/bin/python -m bench.judged_calibration --index data/index [--also Q.jsonl=INDEX] [--json OUT]
+    python -m bench judged --index data/index [--also Q.jsonl=INDEX] [--json OUT]
 
 The index is copied first: `qa-calibrate` writes its calibration into the copy. The split is
 bench.eval_split's (by each question's text), so the halves are those docs/quality.md reports.
@@ -87,7 +87,7 @@ def _tool(name: str, *args: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.judged_calibration", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench judged", description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, required=True, help="an index of the sample corpus (not changed)")
     parser.add_argument("--questions", type=Path, default=READERS)
     parser.add_argument("--also", action="append", default=[], help="passed to qa-calibrate")

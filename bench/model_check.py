@@ -3,7 +3,7 @@ documents, as MTEB scores it, to compare with the published figures
 (../shared/bench/REFERENCE_NUMBERS.md: all-mpnet-base-v2 SciFact nDCG@10 0.6557, NFCorpus
 0.3329; all-MiniLM-L6-v2 0.6451, 0.3159).
 
-    .venv/bin/python -m bench.model_check --model all-mpnet-base-v2 [--benchmark scifact]
+    python -m bench models --model all-mpnet-base-v2 [--benchmark scifact]
 
 Each document is its title and text (truncated by the model to what it reads), each test
 query is embedded as is, and documents are ranked by exact cosine; nDCG@10 (graded, trec_eval's
@@ -26,7 +26,7 @@ from index.encoder import Encoder
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.model_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench models", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--benchmark", default="scifact", choices=["scifact", "nfcorpus"])
     parser.add_argument("--bench", type=Path, default=Path("../shared/bench"))

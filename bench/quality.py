@@ -2,9 +2,9 @@
 abstention across benchmarks; BM25 only, dense only, our hybrid and txtai's hybrid side by side
 on the same chunks.
 
-    .venv/bin/python -m bench.quality [--bench ../shared/bench] [--work /tmp/qa-quality]
-                                      [--systems bm25,dense,hybrid,txtai] [--squad-sample 2000]
-                                      [--json results.json]
+    python -m bench quality [--bench ../shared/bench] [--work /tmp/qa-quality]
+                            [--systems bm25,dense,hybrid,txtai] [--squad-sample 2000]
+                            [--json results.json] [--publish]
 
 Each benchmark is written as one `.jsonl` of articles (`bench/quality_data.py`) and ingested by
 `qa-ingest` into `WORK/<name>/index` (the real pipeline: cleaning, segmentation, our chunking,
@@ -24,6 +24,9 @@ does with `top_k` 20 (per-article cap; at confidence "none" nothing is shown, wh
 Confidence: how often `search` answers ("high"), shows possibly related passages ("low") or
 finds nothing ("none"), for every test question against its own index (it should show passages)
 and against a different-domain index (SciFact/NFCorpus <-> SQuAD: it should not answer).
+
+The tables are printed; with --publish they are written into their blocks of docs/quality.md
+(quality-beir, quality-squad, quality-confidence: bench/quality_tables.py).
 """
 
 from __future__ import annotations
@@ -43,19 +46,21 @@ from typing import Any
 
 import numpy as np
 
+from bench.publish import add_publish_arguments, command, publish
 from bench.quality_data import Benchmark, Query, load_beir, load_squad, write_articles
+from bench.quality_systems import TxtaiPeer, ranker, served_rank
+from bench.quality_tables import markdown, tables
 from index.encoder import Encoder
 from index.evaluate import normalise
 from index.records import CONFIDENCE_LEVELS
 from index.search import Searcher
 from index.settings import Settings
-from index.store import IndexVersion, load_index
+from index.store import load_index
+from index.version import IndexVersion
 
 SYSTEMS = ("bm25", "dense", "hybrid", "txtai")
-_MODES = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
 BEIR_CHUNK_DEPTH = 400  # passages ranked per query: enough for 100 distinct documents
 SQUAD_DEPTH = 20
-SERVED_TOP_K = 20  # what a client asks `/ask` for when it scores a ranking
 # Cross-benchmark pairs for abstention: questions of one domain asked of the other's index.
 # SciFact and NFCorpus are both biomedical, so they are not asked of each other.
 CROSS_PAIRS = (
@@ -131,50 +136,6 @@ def ingest(articles_dir: Path, index_dir: Path, encoder: Encoder | None = None) 
     return json.loads(done.stdout)
 
 
-# ---------------------------------------------------------------- systems
-
-
-class TxtaiPeer:
-    """txtai's hybrid index over the same chunks and vectors (see the module docstring)."""
-
-    def __init__(self, index: IndexVersion, encoder: CachingEncoder) -> None:
-        from txtai import Embeddings
-
-        texts = [chunk.text for chunk in index.chunks]
-        rows = {text: row for row, text in enumerate(texts)}
-
-        def transform(inputs: list[str]) -> np.ndarray:
-            out = np.zeros((len(inputs), index.vectors.shape[1]), dtype=np.float32)
-            for position, text in enumerate(inputs):
-                row = rows.get(text)
-                out[position] = (
-                    index.vectors[row] if row is not None else encoder.encode_query(text)
-                )
-            return out
-
-        self._embeddings = Embeddings(
-            {
-                "method": "external",
-                "transform": transform,
-                "hybrid": True,
-                "content": False,
-                "backend": "numpy",
-            }
-        )
-        self._embeddings.index((row, text, None) for row, text in enumerate(texts))
-
-    def rank(self, question: str, depth: int) -> list[tuple[int, float]]:
-        return [(int(uid), float(score)) for uid, score in self._embeddings.search(question, depth)]
-
-
-def ranker(system: str, searcher: Searcher, peer: TxtaiPeer | None) -> Callable[[str, int], list]:
-    if system == "txtai":
-        assert peer is not None
-        return peer.rank
-    mode = _MODES[system]
-    return lambda question, depth: searcher.rank(question, depth=depth, mode=mode)
-
-
 # ---------------------------------------------------------------- metrics
 
 
@@ -212,7 +173,7 @@ def score_beir(rank: Callable[[str, int], list], index: IndexVersion, queries: l
     }
 
 
-def _contains_answer(text: str, answers: list[str]) -> bool:
+def contains_answer(text: str, answers: list[str]) -> bool:
     haystack = normalise(text)
     return any(normalise(answer) in haystack for answer in answers)
 
@@ -229,7 +190,7 @@ def score_squad(
             (
                 i
                 for i, row in enumerate(rows)
-                if _contains_answer(index.chunks[row].text, query.answers)
+                if contains_answer(index.chunks[row].text, query.answers)
             ),
             None,
         )
@@ -247,18 +208,6 @@ def score_squad(
         "article_at_5": round(article5 / n, 4),
         "queries": len(queries),
     }
-
-
-def served_rank(searcher: Searcher) -> Callable[[str, int], list]:
-    """Our hybrid as the service answers: `search` with `SERVED_TOP_K` (per-article cap; when
-    nothing is shown, a miss)."""
-    rows = {chunk.id: row for row, chunk in enumerate(searcher.index.chunks)}
-
-    def rank(question: str, depth: int) -> list[tuple[int, float]]:
-        result = searcher.search(question, top_k=min(depth, SERVED_TOP_K))
-        return [(rows[p.chunk.id], p.score) for p in result.passages]
-
-    return rank
 
 
 def confidence_shares(searcher: Searcher, questions: list[str]) -> dict[str, float]:
@@ -352,55 +301,15 @@ def load_benchmarks(bench: Path, names: Sequence[str], squad_sample: int | None)
     return out
 
 
-def table(results: dict[str, Any]) -> str:
-    """Markdown tables of a run's results."""
-    lines = ["| benchmark | system | metrics | seconds |", "| --- | --- | --- | --- |"]
-    for name, systems in results["benchmarks"].items():
-        for system, scores in systems.items():
-            metrics = ", ".join(
-                f"{k} {v}"
-                for k, v in scores.items()
-                if k not in ("seconds", "queries", "index_seconds")
-            )
-            lines.append(
-                f"| {name} ({scores['queries']} q) | {system} | {metrics} | {scores['seconds']} |"
-            )
-    lines += ["", "| questions on index | high | low | none |", "| --- | --- | --- | --- |"]
-    for pair, shares in results.get("confidence", {}).items():
-        if isinstance(shares, dict):
-            cells = " | ".join(str(shares[level]) for level in CONFIDENCE_LEVELS)
-            lines.append(f"| {pair} | {cells} |")
-        else:
-            lines.append(f"| {pair} | {shares} | | |")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.quality", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--bench", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "bench"
-    )
-    parser.add_argument("--work", type=Path, default=Path("/tmp/qa-quality"))
-    parser.add_argument("--benchmarks", default="scifact,nfcorpus,squad")
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
-    parser.add_argument(
-        "--squad-sample", type=int, default=2000, help="seeded sample of questions; 0 = all"
-    )
-    parser.add_argument("--no-confidence", action="store_true", help="skip the confidence table")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args(argv)
-    systems = [s for s in args.systems.split(",") if s]
-    unknown = set(systems) - set(SYSTEMS)
-    if unknown:
-        parser.error(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
-
+def run(args: argparse.Namespace, systems: list[str]) -> dict[str, Any]:
+    """Ingest each benchmark, rank with each system, and the confidence levels: the results."""
     started = time.perf_counter()
     settings = Settings()
     encoder = CachingEncoder(Encoder(settings.model))
     args.work.mkdir(parents=True, exist_ok=True)
     encoder.load(args.work / "question-vectors.npz")
     loaded: dict[str, Loaded] = {}
-    results: dict[str, Any] = {"benchmarks": {}, "ingest": {}}
+    results: dict[str, Any] = {"model": settings.model, "benchmarks": {}, "ingest": {}}
     for benchmark in load_benchmarks(
         args.bench, args.benchmarks.split(","), args.squad_sample or None
     ):
@@ -414,9 +323,35 @@ def main(argv: list[str] | None = None) -> int:
         results["confidence"] = evaluate_confidence(loaded, encoder)
     results["seconds"] = round(time.perf_counter() - started, 1)
     encoder.save(args.work / "question-vectors.npz")
-    print(table(results))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench quality", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--bench", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "bench"
+    )
+    parser.add_argument("--work", type=Path, default=Path("/tmp/qa-quality"))
+    parser.add_argument("--benchmarks", default="scifact,nfcorpus,squad")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument(
+        "--squad-sample", type=int, default=2000, help="seeded sample of questions; 0 = all"
+    )
+    parser.add_argument("--no-confidence", action="store_true", help="skip the confidence table")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    add_publish_arguments(parser, "quality")
+    args = parser.parse_args(argv)
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
+    results = run(args, systems)
+    print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if args.publish:
+        publish(args.doc, tables(results), command("quality", argv))
+        print(f"published into {args.doc}")
     return 0
 
 

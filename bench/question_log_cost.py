@@ -3,7 +3,7 @@ questions of ../shared/eval/questions.jsonl asked once to warm up and then `--ro
 with the log on and off, alternated `--repeats` times. The search cache stays on, so most of
 a request is the route itself and the log's insert is as visible as it can be.
 
-    .venv/bin/python -m bench.question_log_cost --index IDX
+    python -m bench log-cost --index IDX
 """
 
 from __future__ import annotations

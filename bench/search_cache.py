@@ -4,7 +4,7 @@ with the search cache on (QA_SEARCH_CACHE_SIZE, default) and off (0), side by si
 question's first asking with the cache off (nothing kept: its vector is computed then), beside
 the floor of that: the same questions embedded alone on the same question path.
 
-    .venv/bin/python -m bench.search_cache --index IDX
+    python -m bench search-cache --index IDX
 """
 
 from __future__ import annotations

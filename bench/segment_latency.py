@@ -2,7 +2,7 @@
 (issue 15: "after 1,000 single-article adds, query latency is within 10% of a fully merged
 index").
 
-    .venv/bin/python -m bench.segment_latency [--base 10000] [--adds 1000] [--json out.json]
+    python -m bench segments [--base 10000] [--adds 1000] [--json out.json]
 
 A synthetic index of `--base` articles (bench/common.py: real SciFact sentences, vectors mixed
 from real embeddings) is published with the real store code, then `--adds` synthetic

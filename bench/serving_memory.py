@@ -3,7 +3,7 @@ does at start (imports, the model, the question path, the index) and after answe
 questions, with the largest mappings at the end (file-backed ones by file, anonymous ones
 together).
 
-    .venv/bin/python -m bench.serving_memory --index IDX [--queries 300] [--json OUT]
+    python -m bench serving-memory --index IDX [--queries 300] [--json OUT]
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ def largest_mappings(top: int = 12) -> list[dict]:
     return [{"mapping": path, "rss_mb": round(mb, 1)} for path, mb in ranked]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     stages: list[dict] = []
     _stage(stages, "python")
     from index.dense import set_query_threads
@@ -74,7 +74,8 @@ def main() -> None:
         print(f"  {mapping['rss_mb']:8.1f} MB  {mapping['mapping']}")
     if args.json:
         args.json.write_text(json.dumps({"stages": stages, "largest_mappings": mappings}, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,7 +3,7 @@ sees them, over an evaluation file's questions (top_k 3).
 
     qa-llm --port 8090 &
     QA_LLM_URL=http://127.0.0.1:8090/v1 qa-serve --index IDX --port 8000 &
-    .venv/bin/python -m bench.stream_latency --api http://127.0.0.1:8000 ../shared/eval/questions.jsonl
+    python -m bench stream --api http://127.0.0.1:8000 ../shared/eval/questions.jsonl
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def ask(client: httpx.Client, question: str) -> tuple[float, float | None, float
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.stream_latency", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench stream", description=__doc__.split("\n\n")[0])
     parser.add_argument("questions")
     parser.add_argument("--api", default="http://127.0.0.1:8000")
     args = parser.parse_args(argv)

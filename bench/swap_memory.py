@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bench.common import median, percentile, rss_mb, run_sizes, scifact_queries
-from bench.incremental import ROOT, _back_to_base, _unique_article, base_index
+from bench.incremental import ROOT, back_to_base, base_index, unique_article
 from bench.query_latency import free_port, wait_ready
 
 
@@ -85,15 +85,8 @@ def _version(base: str) -> str:
     return httpx.get(base + "/readyz", timeout=10).json()["index_version"]
 
 
-def measure(n_articles: int, swaps: int = 4, steady_s: float = 10.0) -> SwapMemory:
-    from index.encoder import Encoder
-    from index.settings import Settings
-    from ingest.pipeline import run_update
-
-    index_dir, articles_dir, info = base_index(n_articles)
-    settings = Settings(index_dir=index_dir, keep_versions=1)
-    encoder = Encoder()
-    _back_to_base(index_dir, articles_dir, settings, encoder)
+def _serve(index_dir: Path, articles_dir: Path) -> tuple[subprocess.Popen, str]:
+    """`qa-serve` on the index, noticing a new version within half a second: (process, base URL)."""
     port = free_port()
     env = {**os.environ, "QA_ASK_RATE_PER_MINUTE": "0", "HF_HUB_OFFLINE": "1", "QA_RELOAD_INTERVAL_S": "0.5"}
     process = subprocess.Popen(
@@ -101,51 +94,82 @@ def measure(n_articles: int, swaps: int = 4, steady_s: float = 10.0) -> SwapMemo
          "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
     )
-    base = f"http://127.0.0.1:{port}"
-    sampler = asker = None
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _warm_up(base: str, process: subprocess.Popen, threads: list) -> tuple[Asker, Sampler]:
+    """Once the service is ready: a client asking all along, and, once first-call costs are
+    paid and memory settled, the memory sampler (both added to `threads`)."""
+    wait_ready(base + "/readyz", process)
+    asker = Asker(base, scifact_queries(300))
+    threads.append(asker)
+    asker.start()
+    while len(asker.answers) < 200:  # first-call costs, and memory settling after them
+        time.sleep(0.2)
+    time.sleep(5)
+    sampler = Sampler(process.pid)
+    threads.append(sampler)
+    sampler.start()
+    return asker, sampler
+
+
+def _swap(base: str, added: str | None, swap: int, articles_dir: Path, settings, encoder) -> str | None:
+    """Add an article by name (when none is `added`) or remove the added one, and wait until the
+    service serves the new version; the article added now, None after a removal."""
+    from ingest.pipeline import run_update
+
+    if added is None:
+        added, path = unique_article(articles_dir, swap)
+        report = run_update([path], settings, encoder, progress=False)
+    else:
+        (articles_dir / f"{added}.txt").unlink()
+        report = run_update([], settings, encoder, remove=[added], progress=False)
+        added = None
+    deadline = time.monotonic() + 300
+    while _version(base) != report.version:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the service did not swap to {report.version}")
+        time.sleep(0.05)
+    return added
+
+
+def _stop(process: subprocess.Popen, threads: list) -> None:
+    for thread in threads:
+        thread.running = False
+        thread.join(timeout=60)
+    process.terminate()
     try:
-        wait_ready(base + "/readyz", process)
-        asker = Asker(base, scifact_queries(300))
-        asker.start()
-        while len(asker.answers) < 200:  # first-call costs, and memory settling after them
-            time.sleep(0.2)
-        time.sleep(5)
-        sampler = Sampler(process.pid)
-        sampler.start()
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def measure(n_articles: int, swaps: int = 4, steady_s: float = 10.0) -> SwapMemory:
+    from index.encoder import Encoder
+    from index.settings import Settings
+
+    index_dir, articles_dir, info = base_index(n_articles)
+    settings = Settings(index_dir=index_dir, keep_versions=1)
+    encoder = Encoder()
+    back_to_base(index_dir, articles_dir, settings, encoder)
+    process, base = _serve(index_dir, articles_dir)
+    threads: list = []
+    try:
+        asker, sampler = _warm_up(base, process, threads)
         steady_from = time.monotonic()
         time.sleep(steady_s)
         steady_to = time.monotonic()
         steady = sampler.peak(steady_from, steady_to)
         peaks, windows, added = [], [], None
-        for swap in range(swaps):
+        for swap in range(swaps):  # add an article, then remove it: every other swap
             start = time.monotonic()
-            if added is None:  # add an article, then remove it: every other swap
-                added, path = _unique_article(articles_dir, swap)
-                report = run_update([path], settings, encoder, progress=False)
-            else:
-                (articles_dir / f"{added}.txt").unlink()
-                report = run_update([], settings, encoder, remove=[added], progress=False)
-                added = None
-            deadline = time.monotonic() + 300
-            while _version(base) != report.version:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the service did not swap to {report.version}")
-                time.sleep(0.05)
+            added = _swap(base, added, swap, articles_dir, settings, encoder)
             time.sleep(2)
-            end = time.monotonic()
-            peaks.append(round(sampler.peak(start, end), 1))
-            windows.append((start, end))
+            windows.append((start, time.monotonic()))
+            peaks.append(round(sampler.peak(*windows[-1]), 1))
         after = sampler.samples[-1][1]
     finally:
-        for thread in (asker, sampler):
-            if thread is not None:
-                thread.running = False
-                thread.join(timeout=60)
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process, threads)
     steady_ms = asker.latencies(steady_from, steady_to)
     swap_ms = [ms for start, end in windows for ms in asker.latencies(start, end)]
     return SwapMemory(

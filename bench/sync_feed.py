@@ -4,7 +4,7 @@ Python's own static file server on 127.0.0.1 (Last-Modified, and 304 for If-Modi
 A first sync into an empty folder, then a second with nothing changed; embedding is not part
 of it (`qa-sync` without `--ingest`).
 
-    .venv/bin/python -m bench.sync_feed [--pages 1000] [--rate 30]
+    python -m bench sync [--pages 1000] [--rate 30]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`qa-testset` on the sample: how long a run of --n questions takes, and how many questions
 each filter dropped and kept (the issue's target: 200 in under 10 minutes with the local model).
 
-    .venv/bin/python -m bench.testset --n 200 [--index IDX] [--llm-url URL] [--json FILE]
+    python -m bench testset --n 200 [--index IDX] [--llm-url URL] [--json FILE]
 
 Builds an index of the sample articles (data/articles) in a temporary folder unless --index
 is given, and starts `qa-llm`'s server (SmolLM2-135M) unless --llm-url is given; the time to
@@ -58,7 +58,7 @@ def measure(index_dir: Path, llm_url: str, options: Options) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.testset", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench testset", description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200,
                         help="answerable questions wanted (default 200)")
     parser.add_argument("--out-of-scope", type=int,

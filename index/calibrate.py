@@ -158,7 +158,7 @@ def _also(value: str) -> tuple[Path, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from index.cli import _open, run_cli  # the CLIs share how an index is opened and errors shown
+    from index.cli import open_searcher, run_cli  # the CLIs share how an index is opened and errors shown
 
     parser = argparse.ArgumentParser(prog="qa-calibrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("labelled", type=Path, nargs="+", help="JSONL files of labelled questions about this index (qa-eval's format)")
@@ -174,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         unfitted = CalibrationChoice(None, "being fitted")
-        searcher = _open(args, unfitted)
+        searcher = open_searcher(args.index, unfitted)
         embedding, reranker = searcher.embedding, searcher.rerank_spec
         others = []
         for path, index in args.also:
-            other_searcher = _open(argparse.Namespace(index=index), unfitted)
+            other_searcher = open_searcher(index, unfitted)
             if other_searcher.embedding != embedding:
                 raise QAError(f"{index} was built with {other_searcher.embedding.describe()}, not "
                               f"{embedding.describe()}: its signals say nothing about this model's")

@@ -16,7 +16,7 @@ from index.fusion import Fused, fuse
 from index.lexical import RowScores
 from index.row_groups import RowBonus, intersect
 from index.settings import SearchMode
-from index.store import IndexVersion
+from index.version import IndexVersion
 
 LEXICAL_THREADS = 2  # BM25 jobs of concurrent questions run at once
 

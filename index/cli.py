@@ -30,8 +30,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _open(args: argparse.Namespace, calibration: CalibrationChoice | None = None) -> Searcher:
-    settings = Settings(**({"index_dir": args.index} if args.index else {}))
+def open_searcher(index_dir: Path | None, calibration: CalibrationChoice | None = None) -> Searcher:
+    """A searcher over the index at `index_dir` (None: QA_INDEX_DIR) as the CLIs serve it."""
+    settings = Settings(**({"index_dir": index_dir} if index_dir else {}))
     index = load_index(settings.index_dir)
     # The index says which local model and prefixes embedded it; questions must use the same
     # (an endpoint's URL it cannot say: QA_EMBED_URL must point at one serving its model).
@@ -165,7 +166,7 @@ def eval_main(argv: list[str] | None = None) -> int:
             eval_set = read_eval_set(Path(args.questions))
         else:
             raise QAError(f"questions file {args.questions} does not exist")
-        searcher = _open(args)
+        searcher = open_searcher(args.index)
         scores: dict = {}
         details: list[dict] = []
         # A conversation's first turn is a question asked on its own: scored with them.
@@ -197,7 +198,7 @@ def ask_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        searcher = _open(args)
+        searcher = open_searcher(args.index)
         result = searcher.search(args.question, top_k=args.top_k, mode=args.mode)
         calibration = searcher.calibration
         if args.json:

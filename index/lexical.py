@@ -45,7 +45,7 @@ _TOKEN = re.compile(TOKEN_PATTERN)
 STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
 # BM25 parameters for passages of near-equal length (chunks of at most 128 word pieces):
 # weaker length normalisation and term saturation than bm25s's defaults (1.5, 0.75).
-# Chosen on the quality benchmarks, docs/quality.md.
+# Chosen on the quality benchmarks, docs/history/quality-2026-11-to-12.md.
 K1 = 1.2
 B = 0.5
 

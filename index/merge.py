@@ -21,9 +21,11 @@ import numpy as np
 
 from index import store
 from index.errors import IndexWriteError
+from index.manifest import Manifest, VERSIONS
 from index.models import EmbeddingSpec
 from index.records import ArticleRecord, Chunk
 from index.segment import SEGMENTS, DenseOptions, load_segment, write_segment
+from index.version import deleted_positions, live_chunk_count
 
 SEGMENTS_PER_TIER = 10
 FLOOR_CHUNKS = 1_000
@@ -62,13 +64,13 @@ def plan(segments: Sequence[SegmentStats], optimize: bool = False) -> list[str] 
     return None
 
 
-def segment_stats(index_dir: Path, manifest: store.Manifest) -> list[SegmentStats]:
-    version_dir = index_dir / store.VERSIONS / manifest.version
+def segment_stats(index_dir: Path, manifest: Manifest) -> list[SegmentStats]:
+    version_dir = index_dir / VERSIONS / manifest.version
     out = []
     for entry in manifest.segments:
         path = index_dir / SEGMENTS / entry["name"]
         rows = len(np.load(path / "table" / "article.npy", mmap_mode="r"))
-        live = store.live_chunk_count(path, store.deleted_positions(version_dir, entry))
+        live = live_chunk_count(path, deleted_positions(version_dir, entry))
         out.append(SegmentStats(entry["name"], rows, live))
     return out
 
@@ -82,7 +84,7 @@ def merge(
     keep_versions: int,
     dense: DenseOptions,
     embedding: EmbeddingSpec | None = None,
-) -> store.Manifest:
+) -> Manifest:
     """Merge the live articles of the segments `group` of the current version into one
     segment and publish a version with it in their place. Call under ingest_lock.
     `embedding`: refuse a version of another spec (the merged segment keeps the version's)."""

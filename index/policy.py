@@ -1,7 +1,7 @@
 """Every ranking and confidence knob of a search, in one object built from `Settings`.
 
 The fixed values were each chosen on the tune pool, never on a reported set
-(docs/quality.md names the measurement behind each)."""
+(docs/history/quality-2026-11-to-12.md names the measurement behind each)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ The encoder's transformer is exported to ONNX once, by a process that has torch 
 its pooling and the vectors torch gives a few probe texts. A serving process loads that folder
 with ONNX Runtime and the `tokenizers` library only, and checks that it reproduces the probe
 vectors before it answers with it. Importing sentence-transformers alone costs a process about
-430 MB (docs/benchmarks.md), which a server that only embeds questions does not need.
+430 MB (docs/history/benchmarks-2026-11-to-12.md), which a server that only embeds questions does not need.
 
     python -m index.query_model MODEL FOLDER   # export MODEL's question path into FOLDER
 """

@@ -14,7 +14,7 @@ from index.errors import InvalidQueryError
 from index.people import PersonNames
 from index.records import SECTIONS, Filters
 from index.row_groups import RowGroups, intersect
-from index.store import IndexVersion
+from index.version import IndexVersion
 
 
 class RowIndex:

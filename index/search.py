@@ -22,14 +22,15 @@ from index.encoder import TextEncoder
 from index.errors import InvalidQueryError, RerankError
 from index.followup import resolve, search_turn
 from index.highlight import best_sentence
+from index.manifest import check_embedding
 from index.policy import SearchPolicy
 from index.records import Filters, Passage, SearchResult
 from index.rerank import Reranker, RerankRun
 from index.row_index import RowIndex
 from index.settings import SearchMode, Settings
 from index.signals import read_signals
-from index.store import IndexVersion, check_embedding
 from index.turns import Turn, TurnSearch
+from index.version import IndexVersion
 
 QUERY_VECTORS = 1024  # question vectors a searcher keeps (1.5 KB each)
 

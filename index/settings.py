@@ -126,7 +126,7 @@ class Settings(BaseSettings):
         True,
         description="score BM25 on a second thread while the question is embedded: a quarter "
         "less latency per question when a core is free, 5% less throughput on a saturated "
-        "2-core server (docs/benchmarks.md)",
+        "2-core server (docs/history/benchmarks-2026-11-to-12.md)",
     )
     abstain_below: float = Field(
         0.2,

@@ -31,9 +31,12 @@ from index import store
 from index.cli import run_cli
 from index.confidence import CALIBRATION_FILE
 from index.errors import IndexNotFoundError, QAError
-from index.query_model import IN_INDEX, META_FILE
 from index.files import fsync_dir, fsync_file
+from index.manifest import VERSIONS, current_version_name, point_current, read_manifest
+from index.prune import prune
+from index.query_model import IN_INDEX, META_FILE
 from index.segment import SEGMENTS, TMP_PREFIX
+from index.version import load_version_dir
 
 
 @dataclass
@@ -47,11 +50,11 @@ class ShipReport:
 def ship_version(source: Path, dest: Path, version: str | None = None, keep_versions: int = 3) -> ShipReport:
     """Copy `version` (default: the source's current one) of the index at `source` into
     `dest` and make it current there."""
-    version = version or store.current_version_name(source)
+    version = version or current_version_name(source)
     if version is None:
         raise IndexNotFoundError(f"no index at {source}: nothing to ship")
-    version_dir = source / store.VERSIONS / version
-    manifest = store.read_manifest(version_dir)
+    version_dir = source / VERSIONS / version
+    manifest = read_manifest(version_dir)
     copied, present, size = [], [], 0
     with store.ingest_lock(dest):  # one writer at the destination, as for qa-ingest
         for entry in manifest.segments:
@@ -61,21 +64,21 @@ def ship_version(source: Path, dest: Path, version: str | None = None, keep_vers
                 continue
             size += _copy_dir(source / SEGMENTS / name, dest / SEGMENTS, name)
             copied.append(name)
-        new_version = not (dest / store.VERSIONS / version).is_dir()
+        new_version = not (dest / VERSIONS / version).is_dir()
         if new_version:
-            size += _copy_dir(version_dir, dest / store.VERSIONS, version)
+            size += _copy_dir(version_dir, dest / VERSIONS, version)
         try:
-            store.load_version_dir(dest / store.VERSIONS / version, embedding=manifest.embedding_spec)  # verifies all
+            load_version_dir(dest / VERSIONS / version, embedding=manifest.embedding_spec)  # verifies all
         except QAError:
             # Nothing names what this run copied: remove it, so a later run copies it afresh.
             for name in copied:
                 shutil.rmtree(dest / SEGMENTS / name, ignore_errors=True)
             if new_version:
-                shutil.rmtree(dest / store.VERSIONS / version, ignore_errors=True)
+                shutil.rmtree(dest / VERSIONS / version, ignore_errors=True)
             raise
         size += _ship_calibration(source / CALIBRATION_FILE, dest / CALIBRATION_FILE)
-        store.point_current(dest, version)
-        store.prune(dest, keep_versions)
+        point_current(dest, version)
+        prune(dest, keep_versions)
         size += _ship_question_path(source / IN_INDEX, dest / IN_INDEX)
     return ShipReport(version, copied, present, size)
 

@@ -14,14 +14,11 @@ rewritten. A version is written under a temporary name, verified, renamed into p
 only then does CURRENT move; a crash at any point leaves the previous version served.
 Segments that no kept version names are removed by `prune`.
 
-Each version and segment records the embedding spec its vectors were made with (model or
-endpoint model, and prefixes: index/models.py); `check_embedding` refuses another. A version
-written before specs were recorded reads as its model without prefixes.
-
-Format 5 keeps each segment's article ids and hashes as memory-mapped arrays (keys/), so an
-update that names its articles does not read every id; format 4 (issue 15) brought segments;
-format 3 BM25 postings with collection statistics
-(index/lexical.py). An older index is rebuilt by the next qa-ingest from its vector cache.
+This module is the served version and the next one: load it, open it for an update, and
+publish the next version (which segments it names, which of their articles are deleted).
+The record itself (manifest.json, CURRENT, the embedding check, the format history) is
+index/manifest.py; a loaded version, index/version.py; removing what no version needs,
+index/prune.py.
 """
 
 from __future__ import annotations
@@ -30,163 +27,44 @@ import contextlib
 import errno
 import fcntl
 import functools
-import json
 import os
-import re
 import shutil
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from index.dense import DenseIndex, DenseSegments, choose_kind
-from index.errors import (
-    IndexCorruptError,
-    IndexMismatchError,
-    IndexNotFoundError,
-    IndexWriteError,
-    IngestError,
+from index.dense import DenseIndex, choose_kind
+from index.errors import IndexCorruptError, IndexNotFoundError, IndexWriteError, IngestError
+from index.files import fsync_dir, verify_files
+from index.manifest import (
+    VERSIONS,
+    Manifest,
+    check_embedding,
+    check_version,
+    checked_manifest,
+    current_version_name,
+    next_version_name,
+    point_current,
+    read_manifest,
+    write_manifest,
 )
-from index.files import checksum_files, fsync_dir, verify_files, write_json
-from index.lexical import LexicalIndex
 from index.models import EmbeddingSpec
+from index.prune import prune, remove_leftovers
 from index.records import ArticleRecord, Chunk
 from index.segment import (
     SEGMENTS,
     TMP_PREFIX,
-    ArticleKeys,
     DenseOptions,
     Segment,
     SegmentInfo,
-    load_segment,
     read_segment_info,
     write_segment,
 )
-from index.views import ArticleView, ChunkView, VectorRows
-
-FORMAT_VERSION = 5
-CURRENT = "CURRENT"
-VERSIONS = "versions"
-_VERSION_RE = re.compile(r"^v(\d{6})-\d{8}T\d{6}Z$")
-
-
-@dataclass
-class Manifest:
-    version: str
-    model: str
-    dim: int
-    chunking: dict[str, Any]
-    counts: dict[str, int]  # live articles and chunks
-    # In order: {"name", "deleted": file of deleted article positions or None}.
-    segments: list[dict[str, Any]] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)  # the version's own files -> sha256
-    format_version: int = FORMAT_VERSION
-    created: str = ""
-    build: dict[str, str] = field(default_factory=dict)
-    # EmbeddingSpec.record(): the model and prefixes that made the vectors; {} in a version
-    # written before specs were recorded (a local model, no prefixes).
-    embedding: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def embedding_spec(self) -> EmbeddingSpec:
-        return EmbeddingSpec.from_record(self.embedding or None, self.model)
-
-
-# Which setting changes each part of an EmbeddingSpec, for the message of a mismatch.
-_SPEC_SETTINGS = {
-    "provider": "QA_EMBED_URL",
-    "model": "QA_MODEL / QA_EMBED_MODEL",
-    "query_prefix": "QA_QUERY_PREFIX",
-    "document_prefix": "QA_DOCUMENT_PREFIX",
-}
-
-
-def check_embedding(manifest: Manifest, spec: EmbeddingSpec, dim: int | None = None,
-                    source: Path | str | None = None) -> None:
-    """Refuse (IndexMismatchError) to use an index version's vectors with an encoder of
-    another spec, or one whose vectors (`dim`, when known) are of another length: questions
-    and passages embedded differently are not comparable, and their scores would be silently
-    wrong. `source` names the index in the message (default: the version's name)."""
-    where = f"index {source}" if source is not None else f"index version {manifest.version}"
-    built = manifest.embedding_spec
-    if built != spec:
-        differ = [name for name in _SPEC_SETTINGS if getattr(built, name) != getattr(spec, name)]
-        raise IndexMismatchError(
-            f"{where} was built with {built.describe()} but {spec.describe()} is configured; "
-            f"rebuild with qa-ingest or change {', '.join(_SPEC_SETTINGS[name] for name in differ)}"
-        )
-    if dim is not None and manifest.dim and dim != manifest.dim:
-        raise IndexMismatchError(
-            f"{where} holds {manifest.dim}-dimensional vectors of {built.describe()}, but the "
-            f"configured encoder gives {dim}-dimensional ones: the endpoint serves another model "
-            "under that name; point QA_EMBED_URL at the one the index was built with, or build "
-            "a new index (another --index folder) with qa-ingest"
-        )
-
-
-@dataclass
-class IndexVersion:
-    """A loaded, verified index version, ready to search."""
-
-    path: Path
-    manifest: Manifest
-    segments: dict[str, Segment]
-    articles: ArticleView
-    chunks: ChunkView
-    vectors: VectorRows
-    dense: DenseSegments
-    lexical: LexicalIndex
-
-    @property
-    def version(self) -> str:
-        return self.manifest.version
-
-    @property
-    def live_chunks(self) -> int:
-        return int(self.chunks.live.sum())
-
-    @functools.cached_property
-    def chunk_counts(self) -> dict[str, int]:
-        """Live chunks per article id."""
-        counts = np.bincount(self.chunks.article_index[self.chunks.live], minlength=len(self.articles.id_array))
-        return dict(zip(self.articles.id_array[counts > 0].tolist(), counts[counts > 0].tolist()))
-
-
-def current_version_name(index_dir: Path) -> str | None:
-    try:
-        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    return name or None
-
-
-def read_manifest(version_dir: Path) -> Manifest:
-    path = version_dir / "manifest.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise IndexCorruptError(f"{path} is missing") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexCorruptError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-        found = data.get("format_version") if isinstance(data, dict) else None
-        raise IndexMismatchError(
-            f"{path}: index format {found!r}, this program reads format {FORMAT_VERSION}; "
-            "rebuild the index with qa-ingest"
-        )
-    try:
-        return Manifest(**data)
-    except TypeError as exc:
-        raise IndexCorruptError(f"{path} has unexpected fields: {exc}") from exc
-
-
-def current_manifest(index_dir: Path) -> Manifest | None:
-    name = current_version_name(index_dir)
-    return None if name is None else read_manifest(index_dir / VERSIONS / name)
+from index.segment_tables import ArticleKeys
+from index.version import IndexVersion, deleted_positions, live_chunk_count, load_version_dir
 
 
 def load_index(
@@ -203,73 +81,9 @@ def load_index(
     return load_version_dir(index_dir / VERSIONS / name, loaded, embedding=embedding)
 
 
-def load_version_dir(
-    version_dir: Path, loaded: Mapping[str, Segment] | None = None, *, embedding: EmbeddingSpec | None = None,
-) -> IndexVersion:
-    if not version_dir.is_dir():
-        raise IndexCorruptError(f"index version directory {version_dir} is missing")
-    manifest = _checked_manifest(version_dir, embedding)
-    if manifest.files:
-        verify_files(version_dir, manifest.files)
-    segments_dir = version_dir.parent.parent / SEGMENTS
-    segments: dict[str, Segment] = {}
-    for entry in manifest.segments:
-        name = entry["name"]
-        known = (loaded or {}).get(name)
-        segments[name] = known or load_segment(segments_dir / name, expected=manifest.embedding_spec)
-    if not segments:
-        raise IndexCorruptError(f"index version {version_dir} names no segments")
-    deleted = [deleted_positions(version_dir, entry) for entry in manifest.segments]
-    ordered = list(segments.values())
-    articles = ArticleView(ordered, deleted)
-    live = [live_rows(segment.chunks.article_index, dead) for segment, dead in zip(ordered, deleted)]
-    chunks = ChunkView(ordered, live, articles)
-    masks = [None if m.all() else m for m in live]  # None: nothing deleted, nothing to check
-    dense = DenseSegments([s.dense for s in ordered], masks)
-    lexical = LexicalIndex([s.lexical for s in ordered], masks)
-    version = IndexVersion(
-        path=version_dir, manifest=manifest, segments=segments, articles=articles, chunks=chunks,
-        vectors=VectorRows(dense), dense=dense, lexical=lexical,
-    )
-    expected = (manifest.counts.get("articles"), manifest.counts.get("chunks"))
-    found = (len(articles), version.live_chunks)
-    if found != expected or any(s.info.dim != manifest.dim for s in ordered if len(s.chunks)):
-        raise IndexCorruptError(
-            f"index version {version_dir} is inconsistent: manifest says {expected[0]} articles "
-            f"and {expected[1]} chunks of dimension {manifest.dim}; its segments hold {found[0]} "
-            f"live articles and {found[1]} live chunks"
-        )
-    return version
-
-
-def deleted_positions(version_dir: Path, entry: Mapping[str, Any]) -> np.ndarray:
-    if not entry.get("deleted"):
-        return np.zeros(0, dtype=np.int64)
-    try:
-        return np.load(version_dir / entry["deleted"], allow_pickle=False).astype(np.int64)
-    except (OSError, ValueError) as exc:
-        raise IndexCorruptError(f"deletions {version_dir / entry['deleted']} cannot be read: {exc}") from exc
-
-
-def live_rows(article_index: np.ndarray, deleted_positions: Sequence[int] | np.ndarray) -> np.ndarray:
-    """One boolean per chunk row of a segment (`article_index`: each row's article position
-    in it): the row's article is not deleted."""
-    if not len(deleted_positions):
-        return np.ones(len(article_index), dtype=bool)
-    return ~np.isin(article_index, deleted_positions)
-
-
-def live_chunk_count(segment_dir: Path, deleted_positions: Sequence[int] | np.ndarray) -> int:
-    article_index = np.load(segment_dir / "table" / "article.npy", mmap_mode="r")
-    return int(live_rows(article_index, deleted_positions).sum())
-
-
-def _checked_manifest(version_dir: Path, embedding: EmbeddingSpec | None) -> Manifest:
-    """The version's manifest, refused if it was built with another embedding spec than `embedding`."""
-    manifest = read_manifest(version_dir)
-    if embedding is not None:
-        check_embedding(manifest, embedding, source=version_dir)
-    return manifest
+def current_manifest(index_dir: Path) -> Manifest | None:
+    name = current_version_name(index_dir)
+    return None if name is None else read_manifest(index_dir / VERSIONS / name)
 
 
 @dataclass
@@ -316,7 +130,7 @@ def open_for_update(index_dir: Path, *, embedding: EmbeddingSpec | None = None) 
     if name is None:
         return None
     version_dir = index_dir / VERSIONS / name
-    manifest = _checked_manifest(version_dir, embedding)
+    manifest = checked_manifest(version_dir, embedding)
     if manifest.files:
         verify_files(version_dir, manifest.files)
     infos: dict[str, SegmentInfo] = {}
@@ -336,26 +150,6 @@ def open_for_update(index_dir: Path, *, embedding: EmbeddingSpec | None = None) 
     return UpdateBase(manifest, infos, keys, deleted)
 
 
-def _package_versions() -> dict[str, str]:
-    versions = {}
-    for name in ("faiss-cpu", "bm25s", "sentence-transformers", "torch"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return versions
-
-
-def _next_version_name(index_dir: Path) -> str:
-    seqs = [0]
-    versions = index_dir / VERSIONS
-    if versions.is_dir():
-        for entry in versions.iterdir():
-            match = _VERSION_RE.match(entry.name)
-            if match:
-                seqs.append(int(match.group(1)))
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return f"v{max(seqs) + 1:06d}-{stamp}"
-
-
 @contextlib.contextmanager
 def ingest_lock(index_dir: Path) -> Iterator[None]:
     """Only one writer per index directory; a second one fails at once with a clear message."""
@@ -370,7 +164,7 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
         try:
             # Holding the lock, any temporary folder belongs to a writer that died: clear it
             # now, even if this run ends up publishing nothing.
-            _remove_leftovers(index_dir)
+            remove_leftovers(index_dir)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -408,15 +202,10 @@ def publish(
     no prefixes); recorded in the version, and it must be `base`'s: one version never mixes
     vectors of two specs."""
     dense = dense or DenseOptions()
-    if embedding is None:
-        embedding = base.manifest.embedding_spec if base else EmbeddingSpec.from_record(None, model)
-    if embedding.model != model:
-        raise ValueError(f"publishing vectors of {embedding.describe()} as model {model!r}")
-    if base is not None:
-        check_embedding(base.manifest, embedding)
+    embedding = _publishing_spec(base, model, embedding)
     versions = index_dir / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
-    name = _next_version_name(index_dir)
+    name = next_version_name(index_dir)
     tmp = versions / f"{TMP_PREFIX}{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -431,7 +220,7 @@ def publish(
         # Verify what is on disk before serving it: the version's own files. A new segment was
         # verified as it was written, and the ones it shares when they were; reading them all
         # again would cost the archive, not the change.
-        _check_version(tmp, manifest)
+        check_version(tmp, manifest)
         os.rename(tmp, versions / name)
         fsync_dir(versions)
         point_current(index_dir, name)
@@ -449,6 +238,18 @@ def publish(
     return manifest
 
 
+def _publishing_spec(base: UpdateBase | None, model: str, embedding: EmbeddingSpec | None) -> EmbeddingSpec:
+    """The spec a new version records (publish's `embedding`, defaulted), refused when it is
+    not `model`'s or not `base`'s."""
+    if embedding is None:
+        embedding = base.manifest.embedding_spec if base else EmbeddingSpec.from_record(None, model)
+    if embedding.model != model:
+        raise ValueError(f"publishing vectors of {embedding.describe()} as model {model!r}")
+    if base is not None:
+        check_embedding(base.manifest, embedding)
+    return embedding
+
+
 def _write_version(
     directory: Path,
     name: str,
@@ -461,7 +262,25 @@ def _write_version(
     embedding: EmbeddingSpec,
     chunking: dict[str, Any],
 ) -> Manifest:
-    model = embedding.model
+    """Write the version `name` in `directory`: the deletions of its segments, then its manifest."""
+    order, deleted = _segments_in_force(base, added, new, remove, replace)
+    (directory / "deleted").mkdir()
+    entries, counts, dim = _write_deletions(directory, index_dir, base, order, deleted, embedding)
+    return write_manifest(
+        directory, name, embedding=embedding, dim=dim, chunking=chunking, counts=counts, segments=entries,
+    )
+
+
+def _segments_in_force(
+    base: UpdateBase | None,
+    added: SegmentInfo | None,
+    new: NewArticles | None,
+    remove: Sequence[str],
+    replace: tuple[Sequence[str], SegmentInfo] | None,
+) -> tuple[list[str], dict[str, set[int]]]:
+    """The next version's segments in order, each with its deleted article positions:
+    `base`'s, the merged segment of `replace` where the first it replaces stood, `added` last;
+    `remove` and every article of `new` marked deleted where `base` holds their live copy."""
     order = [entry["name"] for entry in base.manifest.segments] if base else []
     deleted = {segment: set(base.deleted[segment].tolist()) for segment in order} if base else {}
     if replace is not None:
@@ -477,17 +296,25 @@ def _write_version(
     if added is not None:
         order.append(added.name)
         deleted[added.name] = set()
-    (directory / "deleted").mkdir()
+    return order, deleted
+
+
+def _write_deletions(
+    directory: Path,
+    index_dir: Path,
+    base: UpdateBase | None,
+    order: list[str],
+    deleted: dict[str, set[int]],
+    embedding: EmbeddingSpec,
+) -> tuple[list[dict[str, Any]], dict[str, int], int]:
+    """Save each segment's deleted positions under `directory`/deleted/ and return the
+    manifest's segment entries, its live counts and the vectors' dimension. A segment whose
+    every article is deleted is left out: the version no longer needs it."""
     entries = []
     articles = chunks = 0
     dim = 0
     for segment in order:
-        known = base.infos.get(segment) if base else None
-        info = known or read_segment_info(index_dir / SEGMENTS / segment)
-        if info.model != model or info.embedding_spec != embedding:
-            raise IndexCorruptError(
-                f"segment {segment} was built with {info.embedding_spec.describe()}, not {embedding.describe()}"
-            )
+        info = _segment_info(index_dir, base, segment, embedding)
         dead = sorted(deleted[segment])
         if len(dead) == info.counts["articles"]:
             continue  # every article of it deleted: the version no longer needs it
@@ -499,29 +326,19 @@ def _write_version(
         articles += info.counts["articles"] - len(dead)
         chunks += live_chunk_count(index_dir / SEGMENTS / segment, dead)
         dim = dim or info.dim
-    manifest = Manifest(
-        version=name,
-        model=model,
-        dim=dim,
-        chunking=chunking,
-        counts={"articles": articles, "chunks": chunks},
-        segments=entries,
-        files=checksum_files(directory),
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        build=_package_versions(),
-        embedding=embedding.record(),
-    )
-    write_json(directory / "manifest.json", asdict(manifest))
-    fsync_dir(directory)
-    return manifest
+    return entries, {"articles": articles, "chunks": chunks}, dim
 
 
-def _check_version(directory: Path, manifest: Manifest) -> None:
-    written = read_manifest(directory)
-    if written.files:
-        verify_files(directory, written.files)
-    if written != manifest:
-        raise IndexCorruptError(f"{directory / 'manifest.json'} does not read back as written")
+def _segment_info(index_dir: Path, base: UpdateBase | None, segment: str, embedding: EmbeddingSpec) -> SegmentInfo:
+    """segment.json of `segment` (as `base` read it, when it did), refused if its vectors
+    were made with another spec than the version's."""
+    known = base.infos.get(segment) if base else None
+    info = known or read_segment_info(index_dir / SEGMENTS / segment)
+    if info.model != embedding.model or info.embedding_spec != embedding:
+        raise IndexCorruptError(
+            f"segment {segment} was built with {info.embedding_spec.describe()}, not {embedding.describe()}"
+        )
+    return info
 
 
 def trained_ivf(index_dir: Path, base: UpdateBase | None, n: int, dense: DenseOptions) -> DenseIndex | None:
@@ -536,46 +353,3 @@ def trained_ivf(index_dir: Path, base: UpdateBase | None, n: int, dense: DenseOp
         return DenseIndex.load(index_dir / SEGMENTS / max(ivf)[1] / "dense.faiss")
     except RuntimeError:
         return None
-
-
-def point_current(index_dir: Path, name: str) -> None:
-    tmp = index_dir / f"{CURRENT}.tmp"
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(name + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, index_dir / CURRENT)
-    fsync_dir(index_dir)
-
-
-def prune(index_dir: Path, keep: int) -> None:
-    """Drop leftovers of interrupted writes, all but the newest `keep` versions (never the
-    current one), and every segment that no remaining version names."""
-    versions = index_dir / VERSIONS
-    current = current_version_name(index_dir)
-    names = sorted(e.name for e in versions.iterdir() if _VERSION_RE.match(e.name))
-    _remove_leftovers(index_dir)
-    for old in names[:-keep]:
-        if old != current:
-            shutil.rmtree(versions / old, ignore_errors=True)
-    named: set[str] = set()
-    for entry in versions.iterdir():
-        if _VERSION_RE.match(entry.name):
-            try:
-                named.update(s["name"] for s in read_manifest(entry).segments)
-            except (IndexCorruptError, IndexMismatchError):
-                continue
-    segments = index_dir / SEGMENTS
-    if segments.is_dir():
-        for entry in segments.iterdir():
-            if not entry.name.startswith(TMP_PREFIX) and entry.name not in named:
-                shutil.rmtree(entry, ignore_errors=True)
-
-
-def _remove_leftovers(index_dir: Path) -> None:
-    """Temporary folders of interrupted writes. Call only while holding ingest_lock."""
-    for folder in (index_dir / VERSIONS, index_dir / SEGMENTS):
-        if folder.is_dir():
-            for entry in folder.iterdir():
-                if entry.name.startswith(TMP_PREFIX):
-                    shutil.rmtree(entry, ignore_errors=True)

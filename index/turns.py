@@ -23,7 +23,7 @@ from index.rerank import Reranker, RerankRun, passage_text
 from index.row_groups import RowBonus
 from index.row_index import RowIndex
 from index.settings import SearchMode
-from index.store import IndexVersion
+from index.version import IndexVersion
 
 # Words with which a reader asks about the comments under an article rather than the article.
 _COMMENT_CUE = re.compile(

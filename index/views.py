@@ -10,7 +10,8 @@ import numpy as np
 
 from index.dense import DenseSegments
 from index.records import ArticleRecord, Chunk
-from index.segment import ArticleStore, ChunkTable, Segment
+from index.segment import Segment
+from index.segment_tables import ArticleStore, ChunkTable
 
 
 class ArticleView(Mapping[str, ArticleRecord]):

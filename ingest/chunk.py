@@ -4,7 +4,7 @@ Paragraphs first: a blank line starts a new passage once the passage so far hold
 chunk of word pieces; shorter paragraphs (headings, one-line news paragraphs) join the next
 ones. LangChain's splitter then cuts each group of paragraphs to size, with overlap. Left to
 itself the splitter packs paragraphs greedily, so a short paragraph rode along at the end of
-an unrelated one and its topic was diluted there (docs/quality.md, "Paragraph-first chunks").
+an unrelated one and its topic was diluted there (docs/history/quality-2026-11-to-12.md, "Paragraph-first chunks").
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from index.cli import run_cli
 from index.encoder import TextEncoder, make_encoder
 from index.errors import IngestError
 from index.settings import Settings
-from ingest.pipeline import IngestReport, run_ingest, run_update
+from ingest.pipeline import run_ingest, run_update
+from ingest.report import IngestReport
 from ingest.sync import SyncOptions, SyncReport, sync
 
 

@@ -93,7 +93,7 @@ def embed_chunks(
         show = sys.stderr.isatty() if progress is None else progress
         # Shortest first: each model batch then holds texts of similar length and pads little,
         # as the model's own encode does when it sorts a whole call (ingest reached 0.89 of
-        # that throughput with batches of mixed lengths; see docs/benchmarks.md).
+        # that throughput with batches of mixed lengths; see docs/history/benchmarks-2026-11-to-12.md).
         items = sorted(missing.items(), key=lambda item: len(item[1]))
         batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
         encode = encode_batches or _encode_here(encoder)

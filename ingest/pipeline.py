@@ -1,31 +1,30 @@
 """Incremental ingest: diff the folder (`run_ingest`), or the files and ids an editor names
 (`run_update`), against the served version, process only what changed (new and changed
 articles become one new segment, removed and replaced ones are marked deleted), publish a
-complete new version, then merge segments as the policy asks."""
+complete new version, then merge segments as the policy asks.
+
+The new articles' chunks and vectors are made by ingest/build.py; what a run reports is
+ingest/report.py."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from index import merge, store
-from index.encoder import TextEncoder, make_encoder
+from index.encoder import TextEncoder
 from index.errors import IngestError, QAError
+from index.manifest import VERSIONS, Manifest
 from index.models import EmbeddingSpec
-from index.records import ArticleRecord, Chunk
+from index.records import ArticleRecord
+from index.segment import SEGMENTS, DenseOptions
 from index.settings import Settings
-from ingest.chunk import Chunker
-from ingest.clean import clean
-from ingest.embed import VectorCache, embed_chunks
-from ingest.load import LoadResult, Notice, Skipped, load_folder, load_paths
-from ingest.segment import segment
+from ingest.build import chunks_and_vectors, ready_encoder
+from ingest.load import LoadResult, load_folder, load_paths
+from ingest.report import IngestReport, timed
 
 if TYPE_CHECKING:
     from ingest.ray_engine import RayOptions
@@ -39,57 +38,12 @@ log = logging.getLogger("ingest")
 PIPELINE_VERSION = 5  # 5 = quotation whose speaker the text does not name has none
 
 
-@dataclass
-class IngestReport:
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    notices: list[Notice] = field(default_factory=list)  # what was left out of kept articles
-    chunks: int = 0
-    chunks_embedded: int = 0
-    seconds: float = 0.0
-    version: str | None = None
-    published: bool = False
-    rebuild_reason: str | None = None
-    segments: int = 0
-    merges: int = 0
-    bytes_written: int = 0  # new files in segments/ and versions/ (the vector cache excluded)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "added": len(self.added),
-            "changed": len(self.changed),
-            "removed": len(self.removed),
-            "unchanged": len(self.unchanged),
-            "chunks_embedded": self.chunks_embedded,
-            "seconds": round(self.seconds, 3),
-            "version": self.version,
-            "published": self.published,
-            "chunks": self.chunks,
-            "rebuild_reason": self.rebuild_reason,
-            "segments": self.segments,
-            "merges": self.merges,
-            "bytes_written": self.bytes_written,
-            "timings": self.timings,
-            "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
-            "notices": [{"source": n.source, "message": n.message} for n in self.notices],
-        }
-
-
 def chunking_params(settings: Settings) -> dict[str, Any]:
     return {
         "chunk_tokens": settings.chunk_tokens,
         "overlap_tokens": settings.chunk_overlap_tokens,
         "pipeline_version": PIPELINE_VERSION,
     }
-
-
-def article_chunks(article: ArticleRecord, chunker: Chunker) -> list[Chunk]:
-    """Clean, segment and chunk one article."""
-    return chunker.chunk(article, segment(article.text, clean(article.text), article.author))
 
 
 def run_ingest(
@@ -127,7 +81,7 @@ def _run_ingest(
     timings: dict[str, float] = {}
     if not articles_dir.is_dir():
         raise IngestError(f"articles folder {articles_dir} does not exist or is not a folder")
-    with _timed(timings, "load"):
+    with timed(timings, "load"):
         if ray is not None:
             from ingest import ray_engine
 
@@ -166,7 +120,7 @@ def run_update(
     An id in `remove` that the index does not hold is an error, unless `missing_ok`."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    with _timed(timings, "load"):
+    with timed(timings, "load"):
         loaded = load_paths(paths, settings.max_article_bytes)
     if paths and not loaded.articles:
         raise IngestError(f"no article could be read from {', '.join(map(str, paths))}: "
@@ -220,39 +174,10 @@ def _ingest(
         report.notices = loaded.notices
         manifest = base.manifest if base else None
         if base is None or report.added or report.changed or report.removed:
-            fresh = {*report.added, *report.changed}
-            new = sorted((a for a in loaded.articles if a.id in fresh), key=lambda a: a.id)
-            added = None
-            if new:
-                encoder = encoder or make_encoder(settings)
-                if encoder.spec != spec:
-                    raise IngestError(f"the encoder embeds with {encoder.spec.describe()} but the "
-                                      f"settings ask for {spec.describe()}")
-                with _timed(timings, "model"):
-                    encoder.load_model()  # loaded at first use otherwise: timed on its own here
-                if base is not None:  # the same spec; an endpoint's vectors must still fit
-                    store.check_embedding(base.manifest, spec, encoder.dim, source=index_dir)
-                _check_chunk_size(settings, encoder)
-                chunks, vectors, report.chunks_embedded = _build(
-                    new, settings, encoder, progress, on_progress, timings, ray
-                )
-                added = store.NewArticles(new, chunks, vectors)
-            if on_progress:
-                on_progress("publishing", 0, 1)
-            with _timed(timings, "publish"):
-                manifest = store.publish(
-                    index_dir,
-                    base=base,
-                    new=added,
-                    remove=report.removed,
-                    model=spec.model,
-                    chunking=chunking_params(settings),
-                    keep_versions=settings.keep_versions,
-                    dense=dense_options(settings),
-                    embedding=spec,
-                )
-            report.published = True
-        with _timed(timings, "merge"):
+            manifest = _publish_changes(
+                settings, spec, loaded, base, report, encoder, progress, on_progress, timings, ray
+            )
+        with timed(timings, "merge"):
             report.merges = merge.run_merges(
                 index_dir, model=spec.model, chunking=chunking_params(settings),
                 keep_versions=settings.keep_versions, dense=dense_options(settings), optimize=optimize,
@@ -272,19 +197,51 @@ def _ingest(
     return report
 
 
-@contextlib.contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+def _publish_changes(
+    settings: Settings,
+    spec: EmbeddingSpec,
+    loaded: LoadResult,
+    base: store.UpdateBase | None,
+    report: IngestReport,
+    encoder: TextEncoder | None,
+    progress: bool | None,
+    on_progress: Callable[[str, int, int], None] | None,
+    timings: dict[str, float],
+    ray: RayOptions | None,
+) -> Manifest:
+    """Publish the version `report` asks for: the added and changed articles embedded into
+    one new segment, the removed ones (and the old copies of the changed) marked deleted."""
+    fresh = {*report.added, *report.changed}
+    new = sorted((a for a in loaded.articles if a.id in fresh), key=lambda a: a.id)
+    added = None
+    if new:
+        encoder = ready_encoder(encoder, settings, spec, base, timings)
+        chunks, vectors, report.chunks_embedded = chunks_and_vectors(
+            new, settings, encoder, progress, on_progress, timings, ray
+        )
+        added = store.NewArticles(new, chunks, vectors)
+    if on_progress:
+        on_progress("publishing", 0, 1)
+    with timed(timings, "publish"):
+        manifest = store.publish(
+            settings.index_dir,
+            base=base,
+            new=added,
+            remove=report.removed,
+            model=spec.model,
+            chunking=chunking_params(settings),
+            keep_versions=settings.keep_versions,
+            dense=dense_options(settings),
+            embedding=spec,
+        )
+    report.published = True
+    return manifest
 
 
 def _written(index_dir: Path) -> set[Path]:
     """The segment and version folders in the index (what a run adds is what it wrote)."""
     return {
-        entry for folder in (store.SEGMENTS, store.VERSIONS) if (index_dir / folder).is_dir()
+        entry for folder in (SEGMENTS, VERSIONS) if (index_dir / folder).is_dir()
         for entry in (index_dir / folder).iterdir()
     }
 
@@ -293,8 +250,8 @@ def _files_under(entry: Path) -> Iterator[Path]:
     return (p for p in entry.rglob("*") if p.is_file()) if entry.is_dir() else iter(())
 
 
-def dense_options(settings: Settings) -> store.DenseOptions:
-    return store.DenseOptions(
+def dense_options(settings: Settings) -> DenseOptions:
+    return DenseOptions(
         setting=settings.dense_index,
         ann_min_chunks=settings.dense_ann_min_chunks,
         nprobe=settings.ivf_nprobe,
@@ -337,50 +294,3 @@ def _diff(articles: list[ArticleRecord], base: store.UpdateBase | None) -> Inges
     now = {a.id for a in articles}
     report.removed = sorted(set(before) - now)
     return report
-
-
-def _check_chunk_size(settings: Settings, encoder: TextEncoder) -> None:
-    if settings.chunk_tokens > encoder.max_tokens:
-        raise IngestError(
-            f"chunk_tokens {settings.chunk_tokens} is more than {encoder.spec.describe()} reads "
-            f"({encoder.max_tokens} word pieces); lower QA_CHUNK_TOKENS"
-        )
-
-
-def _build(
-    articles: list[ArticleRecord],
-    settings: Settings,
-    encoder: TextEncoder,
-    progress: bool | None,
-    on_progress: Callable[[str, int, int], None] | None,
-    timings: dict[str, float],
-    ray: RayOptions | None = None,
-) -> tuple[list[Chunk], np.ndarray, int]:
-    """The chunks of `articles` (sorted by id) with their vectors; only text the cache has
-    not seen is embedded. `ray`: chunked and embedded on Ray."""
-    encode_batches = None
-    with _timed(timings, "chunk"):
-        if ray is not None:
-            from ingest import ray_engine
-
-            chunks = ray_engine.chunk_articles(articles, settings, ray)
-            encode_batches = ray_engine.batch_encoder(ray, settings)
-        else:
-            chunker = Chunker(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap_tokens)
-            chunks = [chunk for article in articles for chunk in article_chunks(article, chunker)]
-    for article in sorted({a.id for a in articles} - {c.article_id for c in chunks}):
-        log.warning("article %s has no text left after cleaning", article)
-    cache = VectorCache(settings.index_dir / "cache" / "vectors.sqlite", encoder.spec, encoder.dim)
-    try:
-        with _timed(timings, "embed"):
-            vectors, embedded = embed_chunks(
-                chunks,
-                encoder,
-                cache,
-                progress=progress,
-                on_batch=(lambda done, total: on_progress("embedding", done, total)) if on_progress else None,
-                encode_batches=encode_batches,
-            )
-    finally:
-        cache.close()
-    return chunks, np.asarray(vectors, dtype=np.float32).reshape(len(chunks), encoder.dim), embedded

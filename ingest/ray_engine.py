@@ -110,7 +110,7 @@ def encoder_actors(options: RayOptions, settings: Settings, batches: int) -> lis
     """The cluster's encoder actors for this embedding (model or endpoint, and prefixes: the
     spec), at most one per batch. They are named and
     detached: they outlive the run, and the next ingest on the same cluster finds the model
-    loaded (loading it cost each run about 4 s of its embedding stage, docs/benchmarks.md).
+    loaded (loading it cost each run about 4 s of its embedding stage, docs/history/benchmarks-2026-11-to-12.md).
     Each is pinned to a node: on a GPU cluster one per GPU, else one per CPU, taken from the
     nodes in turn. A CPU actor reserves no CPU, so that it never keeps a later run's Ray Data
     tasks waiting for a core (and Ray would not spread actors that reserve nothing)."""
@@ -183,8 +183,8 @@ class _Encoder:
         return number, self._encoder.encode(texts)
 
     def chunk(self, number: int, articles: list[ArticleRecord], chunk_tokens: int, overlap_tokens: int) -> tuple[int, list[Chunk]]:
+        from ingest.build import article_chunks
         from ingest.chunk import Chunker
-        from ingest.pipeline import article_chunks
 
         key = (chunk_tokens, overlap_tokens)
         if key not in self._chunkers:

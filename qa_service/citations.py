@@ -9,7 +9,7 @@ A sentence reaches the reader only when every rule holds:
      beyond the question's, stemmed, number words as figures) is in the cited sentences
      closest to it, or in the cited passages' titles and speakers;
   5. it is close in meaning to a sentence of a cited passage: cosine similarity of the
-     embedding model's vectors at least `min_support` (calibrated in docs/quality.md),
+     embedding model's vectors at least `min_support` (calibrated in docs/history/quality-2026-11-to-12.md),
      negated only where that sentence is, and any two names it pairs are close together there.
 The first rule that fails is the sentence's reason.
 """

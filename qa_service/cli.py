@@ -16,7 +16,7 @@ import uvicorn
 from index.cli import run_cli
 from index.dense import set_query_threads
 from index.encoder import make_encoder
-from index.store import current_version_name
+from index.manifest import current_version_name
 from qa_service.app import create_app
 from qa_service.holder import IndexHolder
 from qa_service.mcp_server import archive_server
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         # otherwise spin a thread on every core for each question while other requests (and,
         # on a small machine, other processes) want the same cores: on 2 shared cores a
         # question's embedding took 163 ms median with 2 threads and 23 ms with 1, a flat
-        # FAISS search of 10k vectors 44 ms and 0.36 ms (docs/benchmarks.md).
+        # FAISS search of 10k vectors 44 ms and 0.36 ms (docs/history/benchmarks-2026-11-to-12.md).
         set_query_threads(settings.query_threads)
         if current_version_name(settings.index_dir) is None:
             print(

@@ -32,7 +32,7 @@ SYSTEM_PROMPT = (
 )
 
 # Worked examples, written here, about nothing in any archive. Without them SmolLM2-135M never
-# wrote a citation (0 of 14 tune questions); with them it did in 10 of 14 (docs/quality.md).
+# wrote a citation (0 of 14 tune questions); with them it did in 10 of 14 (docs/history/quality-2026-11-to-12.md).
 # Being the same for every question, they stay in the server's prompt cache.
 _EXAMPLES = [
     ("[2] Letters — Sam Lee\nI think the buses in town are too slow.\n\n"

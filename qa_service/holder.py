@@ -19,10 +19,11 @@ from collections.abc import Callable
 from index.encoder import TextEncoder
 from index.confidence import calibration_stamp
 from index.errors import IndexNotFoundError, QAError, RerankError
+from index.manifest import current_version_name
 from index.rerankers import make_reranker
 from index.search import Searcher
 from index.settings import Settings
-from index.store import current_version_name, load_index
+from index.store import load_index
 
 log = logging.getLogger("qa_service")
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from index.errors import QAError
 from ingest.load import META_SUFFIX
-from ingest.pipeline import IngestReport, run_ingest, run_update
+from ingest.pipeline import run_ingest, run_update
+from ingest.report import IngestReport
 from ingest.sync import SyncOptions, sync
 from qa_service.articles import files_of
 from qa_service.settings import ServiceSettings

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from index.errors import QAError
-from ingest.pipeline import IngestReport
+from ingest.report import IngestReport
 from qa_service.ingest_worker import IngestWorker
 from qa_service.settings import ServiceSettings
 

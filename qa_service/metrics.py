@@ -13,6 +13,12 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._http_and_index()
+        self._ingest_and_search()
+        self._answers_and_llm()
+
+    def _http_and_index(self) -> None:
+        """Requests served, and the index version serving them."""
         self.requests = Counter(
             "qa_http_requests", "HTTP requests by route, method and status",
             ["route", "method", "status"], registry=self.registry,
@@ -36,6 +42,9 @@ class Metrics:
             "qa_index_load_failures", "published versions that failed verification and were not served",
             registry=self.registry,
         )
+
+    def _ingest_and_search(self) -> None:
+        """Ingest jobs, and how searches fared: cached, refused for load, reranked or not."""
         self.ingest_jobs = Counter(
             "qa_ingest_jobs", "finished ingest jobs by outcome", ["status"], registry=self.registry
         )
@@ -55,6 +64,9 @@ class Metrics:
             "or an unusable answer): their passages are in fused order, and not cached",
             registry=self.registry,
         )
+
+    def _answers_and_llm(self) -> None:
+        """Answers by confidence, and the language model's calls, sentences and rewrites."""
         self.answers = Counter(
             "qa_answers", "questions answered, by confidence (high: an answer; low: possibly "
             "related passages; none: nothing found)", ["confidence"], registry=self.registry,

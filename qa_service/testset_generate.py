@@ -21,7 +21,7 @@ from index.evaluate import EvalQuestion, hit_rank, is_confident
 from index.lexical import LexicalQuery
 from index.records import Chunk, SearchResult
 from index.search import Searcher
-from index.store import IndexVersion
+from index.version import IndexVersion
 from qa_service.llm import ChatModel, GenerationError
 from qa_service.testset_rules import (
     OVERLAP_CAP,

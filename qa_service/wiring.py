@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from index.encoder import TextEncoder, make_encoder
 from index.endpoint_encoder import EmbeddingEndpointError
-from ingest.pipeline import IngestReport
+from ingest.report import IngestReport
 from qa_service.admission import SearchSlots
 from qa_service.answering import tool_answer
 from qa_service.citations import CitationChecker

@@ -125,7 +125,7 @@ def calibration_pool(folder: Path) -> list[Path]:
         (folder / name).write_text(text, encoding="utf-8")
         return [folder / name]
 
-    return [*tune_half("eval_tune.jsonl", EVAL_DIR), REPO / "bench" / "eval_extra.jsonl",
+    return [*tune_half("eval_tune.jsonl", EVAL_DIR), REPO / "eval" / "extra.jsonl",
             *tune_half("readers_tune.jsonl", EVAL_DIR / "readers")]
 
 

@@ -16,7 +16,7 @@ from index.sentences import MIN_WORDS, why_not_an_answer, words
 from index.settings import Settings
 from index.store import load_index
 
-TUNE = Path(__file__).resolve().parent.parent / "bench" / "eval_extra.jsonl"  # tune-only questions
+TUNE = Path(__file__).resolve().parent.parent / "eval" / "extra.jsonl"  # tune-only questions
 # Questions whose first passage opens with a byline, a credit line, a heading or a list.
 AWKWARD = [
     "what's completely missing from the long term plan",

@@ -1,15 +1,19 @@
 """Every performance benchmark runs end to end at a tiny size (figures are not checked: speed
-targets are for bench/run.py, not for unit tests)."""
+targets are for bench/run.py, not for unit tests), and publishes into a copy of
+docs/benchmarks.md, never the repository's."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from bench.publish import read_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,14 +40,22 @@ def write_tiny_beir(folder: Path) -> Path:
     return folder
 
 
+def outside_blocks(text: str) -> str:
+    """The document without its published blocks: what a run must leave as it was."""
+    return re.sub(r"<!-- table: ([a-z0-9-]+) -->\n.*?<!-- /table: \1 -->", "", text, flags=re.S)
+
+
 @pytest.mark.slow
-def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
-    out = tmp_path / "benchmarks.md"
+def test_bench_quick_run_publishes_its_blocks(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    original = ROOT / "docs" / "benchmarks.md"
+    before = original.read_text(encoding="utf-8") if original.exists() else "# Benchmarks\n\nProse by hand.\n"
+    doc.write_text(before, encoding="utf-8")
     env = {**os.environ, "QA_BENCH_CACHE": str(tmp_path / "cache"), "QA_BENCH_SEEDS": "40", "HF_HUB_OFFLINE": "1",
            "QA_BENCH_SCIFACT": str(write_tiny_beir(tmp_path / "scifact"))}
     # One index size, so that each system's server starts once per client count.
-    subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--sizes", "300", "--out", str(out)], cwd=ROOT,
-                   env=env, check=True, timeout=900)
+    subprocess.run([sys.executable, "-m", "bench", "perf", "--quick", "--sizes", "300", "--publish", "--doc", str(doc)],
+                   cwd=ROOT, env=env, check=True, timeout=900)
     results = json.loads((tmp_path / "cache" / "results-quick.json").read_text())
     assert results["ingest"]["chunks"] > 0 and results["ingest"]["ratio"] > 0
     assert [r["articles"] for r in results["incremental"]] == [20, 60]
@@ -56,9 +68,12 @@ def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
     assert all(r["errors"] == 0 and r["rss_mb"] > 0 for r in results["latency"])
     assert {r["clients"] for r in results["latency"]} == {1, 4}
     assert set(results["query_embedding_ms"]) == {"onnx_1", "onnx_2", "torch_1", "torch_2"}
-    text = out.read_text()
-    for heading in ("Ingest throughput", "Incremental add", "recall@10", "Query latency", "LangChain"):
-        assert heading in text
+    text = doc.read_text()
+    blocks = read_blocks(text)
+    assert {"ingest-throughput", "incremental-add", "ann-recall", "latency", "langchain"} <= set(blocks)
+    assert blocks["latency"].command == "python -m bench latency --quick --sizes 300"
+    assert blocks["ann-recall"].body.startswith("| chunks | dense index |")
+    assert outside_blocks(text).startswith(outside_blocks(before))  # only blocks changed or were added
     assert (tmp_path / "benchmarks-latency.png").stat().st_size > 1000
 
 
@@ -66,7 +81,7 @@ def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
 def test_serving_memory_profile_runs(tmp_path: Path, sample_index: Path) -> None:
     out = tmp_path / "memory.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_BENCH_SCIFACT": str(write_tiny_beir(tmp_path / "scifact"))}
-    subprocess.run([sys.executable, "-m", "bench.serving_memory", "--index", str(sample_index), "--queries", "5",
+    subprocess.run([sys.executable, "-m", "bench", "serving-memory", "--index", str(sample_index), "--queries", "5",
                     "--json", str(out)], cwd=ROOT, env=env, check=True, timeout=300)
     profile = json.loads(out.read_text())
     assert [s["stage"] for s in profile["stages"]][-1] == "after 5 questions"
@@ -76,7 +91,7 @@ def test_serving_memory_profile_runs(tmp_path: Path, sample_index: Path) -> None
 @pytest.mark.slow
 def test_query_quantization_compares_every_copy_with_the_served_model() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "bench.query_quantization", "--questions", "3"],
+    done = subprocess.run([sys.executable, "-m", "bench.experiments.query_quantization", "--questions", "3"],
                           cwd=ROOT, env=env, check=True, timeout=300, capture_output=True, text=True)
     figures = json.loads(done.stdout)
     copies = [label for label in figures if label.startswith("int8")]

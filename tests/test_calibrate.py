@@ -20,7 +20,7 @@ from ingest.pipeline import run_ingest
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-TUNE = REPO / "bench" / "eval_extra.jsonl"  # tune-only questions about the sample articles
+TUNE = REPO / "eval" / "extra.jsonl"  # tune-only questions about the sample articles
 SAMPLE_ARTICLES = REPO / "data" / "articles"
 QUESTIONS = [
     "who argues against means-testing?",

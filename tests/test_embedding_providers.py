@@ -27,7 +27,8 @@ from index.errors import IndexMismatchError, IngestError
 from index.models import EmbeddingSpec
 from index.search import Searcher
 from index.settings import Settings
-from index.store import VERSIONS, check_embedding, current_manifest, current_version_name, load_index
+from index.store import current_manifest, load_index
+from index.manifest import VERSIONS, check_embedding, current_version_name
 from ingest import cli as ingest_cli
 from ingest.pipeline import run_ingest, run_update
 from qa_service.app import create_app

@@ -16,7 +16,8 @@ import pytest
 
 from index.settings import Settings
 from index.segment import SEGMENTS
-from index.store import VERSIONS, load_index
+from index.store import load_index
+from index.manifest import VERSIONS
 from ingest.pipeline import run_ingest
 from tests.conftest import SAMPLE_ARTICLES, record
 

@@ -17,8 +17,9 @@ from index import store
 from index.encoder import Encoder
 from index.records import ArticleRecord, web_link
 from index.settings import Settings
+from ingest.build import article_chunks
 from ingest.chunk import Chunker
-from ingest.pipeline import article_chunks, chunking_params, dense_options
+from ingest.pipeline import chunking_params, dense_options
 from qa_service.app import create_app
 from qa_service.settings import ServiceSettings
 from tests.conftest import SAMPLE_ARTICLES

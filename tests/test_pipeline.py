@@ -13,7 +13,8 @@ from index.encoder import Encoder
 from index.errors import IndexCorruptError, IndexMismatchError, IngestError
 from index.models import EmbeddingSpec
 from index.settings import Settings
-from index.store import VERSIONS, current_version_name, load_index
+from index.store import load_index
+from index.manifest import VERSIONS, current_version_name
 from ingest.chunk import paragraph_groups
 from ingest.pipeline import run_ingest
 

@@ -27,7 +27,8 @@ from index.rerank import passage_text
 from index.rerankers import CrossEncoderReranker, EndpointReranker, make_reranker, read_scores
 from index.search import Searcher
 from index.settings import DEFAULT_MODEL, Settings
-from index.store import IndexVersion, load_index
+from index.store import load_index
+from index.version import IndexVersion
 from qa_service.app import create_app
 from qa_service.settings import ServiceSettings
 from tests.conftest import REPO, SAMPLE_ARTICLES, free_port
@@ -529,7 +530,7 @@ def test_qa_calibrate_fits_a_calibration_for_the_reranker_it_runs_with(
                         "QA_RERANK_API_KEY": KEY, "QA_RERANK_TIMEOUT_S": str(PATIENT_S)}.items():
         monkeypatch.setenv(name, value)
     labelled = tmp_path / "tune.jsonl"  # 40 tune-only questions: enough right and wrong to fit on
-    labelled.write_text("".join((REPO / "bench" / "eval_extra.jsonl").read_text().splitlines(True)[:40]))
+    labelled.write_text("".join((REPO / "eval" / "extra.jsonl").read_text().splitlines(True)[:40]))
     assert calibrate([str(labelled), "--index", str(index_dir)]) == 0
     stored = json.loads((index_dir / "calibration.json").read_text())
     assert stored["reranker"] == {"kind": "endpoint", "model": "test-reranker", "format": "cohere"}

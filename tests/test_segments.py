@@ -15,7 +15,8 @@ from index.merge import SEGMENTS_PER_TIER
 from index.search import Searcher
 from index.segment import SEGMENTS
 from index.settings import Settings
-from index.store import VERSIONS, current_version_name, load_index
+from index.store import load_index
+from index.manifest import VERSIONS, current_version_name
 from ingest.pipeline import IngestReport, run_ingest, run_update
 
 QUESTIONS = [

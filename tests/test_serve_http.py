@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from index.store import VERSIONS, load_version_dir
+from index.manifest import VERSIONS
+from index.version import load_version_dir
 from tests.conftest import REPO, free_port, record, start_qa_serve
 from tests.test_service import LIGHTHOUSE_TEXT, copy_service_dirs
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from index.confidence import CALIBRATION_FILE, Calibration, choose_calibration, save_calibration
 from index.encoder import Encoder
-from index.store import VERSIONS, current_version_name
+from index.manifest import VERSIONS, current_version_name
 from qa_service.app import create_app
 from qa_service.settings import ServiceSettings
 from tests.conftest import ANSWERING_PRECISION, SAMPLE_ARTICLES

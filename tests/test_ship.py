@@ -19,7 +19,8 @@ from index.query_model import IN_INDEX, META_FILE
 from index.segment import SEGMENTS, TMP_PREFIX
 from index.settings import Settings
 from index.ship import ship_version
-from index.store import current_version_name, load_index
+from index.store import load_index
+from index.manifest import current_version_name
 from ingest.pipeline import run_update
 
 CLINIC = "The Riverside clinic opened a walk-in service for night-shift workers this spring.\n"

@@ -3,7 +3,7 @@ the dense search, BM25's top candidates and the BM25 scores of the dense candida
 whole `Searcher.search`, on one thread as `qa-serve` answers a question. Then `search` from
 1 and 4 threads at once on other questions (latency and questions a second).
 
-    .venv/bin/python -m bench.search_profile --index IDX [--queries 300] [--json OUT]
+    .venv/bin/python -m bench.experiments.search_profile --index IDX [--queries 300] [--json OUT]
 
 IDX: for example the synthetic million-chunk index `bench.query_latency` builds (under
 $QA_BENCH_CACHE/index-1000000-auto/index). Runs against older code too (PYTHONPATH=OLD):

@@ -8,7 +8,7 @@ copy embeds the same questions on one thread, alternating with the float32 model
 compared with it vector by vector. The issue accepts a faster copy only if every quality
 benchmark scores the same to three decimals, vectors compared too.
 
-    .venv/bin/python -m bench.query_quantization [--questions N]
+    .venv/bin/python -m bench.experiments.query_quantization [--questions N]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.common import SCIFACT, median, percentile, scifact_queries
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "articles"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "articles"
 
 
 def questions(limit: int) -> list[str]:

@@ -1,8 +1,8 @@
 """Lexical engines for a segmented index (issue 15), on the same terms: our postings scored
 with collection statistics (`index/lexical.py`) against tantivy, an engine built on segments.
 
-    .venv/bin/python -m bench.lexical_engines [--bench ../shared/bench] [--synthetic 100000]
-                                              [--json results.json]
+    .venv/bin/python -m bench.experiments.lexical_engines [--bench ../shared/bench]
+        [--synthetic 100000] [--json results.json]
 
 Both index exactly the same terms: each text is analysed once by `index.lexical.analyse`
 (stopwords, stemming) and tantivy gets those terms joined by spaces under its whitespace
@@ -172,7 +172,7 @@ def synthetic(n_articles: int, work: Path) -> dict[str, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bench", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "bench")
+    parser.add_argument("--bench", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "bench")
     parser.add_argument("--synthetic", type=int, default=100_000, help="synthetic articles (0: none)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)

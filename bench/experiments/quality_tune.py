@@ -3,7 +3,7 @@ and BM25 score per question computed once), to choose what `Searcher._rank` shou
 Development aid, not the benchmark: a chosen setting is re-measured by `bench/quality.py`
 through the real `Searcher`.
 
-    .venv/bin/python -m bench.quality_tune [--work /tmp/qa-quality]
+    .venv/bin/python -m bench.experiments.quality_tune [--work /tmp/qa-quality]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bench.quality import (
     BEIR_CHUNK_DEPTH,
     SQUAD_DEPTH,
     CachingEncoder,
-    _contains_answer,
+    contains_answer,
     load_benchmarks,
     ndcg_at,
     recall_at,
@@ -167,7 +167,7 @@ class Prepared:
             for q, cos, bm, qv in zip(queries, self.cos, self.bm, self.qv):
                 rows = fuse(cos, bm, SQUAD_DEPTH, self.vectors, qv)
                 first = next(
-                    (i for i, r in enumerate(rows) if _contains_answer(self.texts[r], q.answers)),
+                    (i for i, r in enumerate(rows) if contains_answer(self.texts[r], q.answers)),
                     99,
                 )
                 hit1 += first < 1
@@ -189,9 +189,9 @@ class Prepared:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.quality_tune")
+    parser = argparse.ArgumentParser(prog="bench.experiments.quality_tune")
     parser.add_argument(
-        "--bench", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "bench"
+        "--bench", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "bench"
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/qa-quality"))
     parser.add_argument("--benchmarks", default="scifact,nfcorpus,squad")

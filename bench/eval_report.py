@@ -1,0 +1,201 @@
+"""What `confidence: high` promises, on the sample's reported question sets: hit@1 and hit@3,
+confident answers (precision, coverage, speakers), the reliability of each confidence level
+and the precision/coverage curve of the calibrated probability.
+
+The sets are those nothing was fitted or tuned on: the report halves of
+`../shared/eval/readers/` and `../shared/eval/` (bench.eval_split) and `eval/fresh.jsonl`. A
+conversation's first turn is scored with the single questions, as `qa-eval` does.
+
+    python -m bench eval                      # builds the sample index in a temporary folder
+    python -m bench eval --index IDX          # an index of data/articles built with the model to judge
+    python -m bench eval --publish            # writes the blocks into docs/quality.md, the headline into README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.eval_split import EVAL_DIR, read_rows, split_rows
+from bench.publish import Table, add_publish_arguments, publish
+
+ROOT = Path(__file__).resolve().parents[1]
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.86, 0.9, 0.95)
+
+
+@dataclass(frozen=True)
+class ScoredSet:
+    """One reported set's scores: `alone` for single questions and first turns, `followups`
+    for later turns (qa-eval's figures without the prefix), None where the set has none."""
+
+    name: str
+    alone: dict[str, Any]
+    followups: dict[str, Any] | None
+
+
+def reported_sets() -> dict[str, list[dict[str, Any]]]:
+    """The reported sets' rows (qa-eval's format), by the name the tables show."""
+    fresh = ROOT / "eval" / "fresh.jsonl"
+    return {
+        "readers, report half": split_rows(read_rows(EVAL_DIR / "readers"))["report"],
+        "`../shared/eval/`, report half": split_rows(read_rows(EVAL_DIR))["report"],
+        "`eval/fresh.jsonl`": [json.loads(line) for line in fresh.read_text().splitlines() if line.strip()],
+    }
+
+
+def score_set(searcher, name: str, rows: list[dict[str, Any]]) -> ScoredSet:
+    """`qa-eval`'s scores of one set, searched as served."""
+    from index.evaluate import evaluate, evaluate_conversations, parse_eval_set
+
+    eval_set = parse_eval_set((json.dumps(row) for row in rows), name)
+    alone = evaluate(searcher, eval_set.questions + [c.turns[0] for c in eval_set.conversations])
+    followups = None
+    if eval_set.conversations:
+        scores = evaluate_conversations(searcher, eval_set.conversations)
+        followups = {key.removeprefix("followup_"): value for key, value in scores.items()}
+    return ScoredSet(name, alone, followups)
+
+
+def _pairs(scores: dict[str, Any]) -> list[tuple[float, bool]]:
+    """(probability, first passage right) of each search that has a probability."""
+    return [(d["probability"], d["first_passage_right"]) for d in scores["details"] if d["probability"] is not None]
+
+
+def _parts(scored: ScoredSet) -> list[tuple[str, dict[str, Any]]]:
+    parts = [(f"{scored.name}: questions and first turns", scored.alone)]
+    if scored.followups:
+        parts.append((f"{scored.name}: follow-ups", scored.followups))
+    return parts
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _answerable(scores: dict[str, Any]) -> int:
+    return sum(scores["confidence"]["answerable"].values())
+
+
+def sets_table(scored: list[ScoredSet]) -> str:
+    rows = [
+        "| set | answerable / out of scope | hit@1 | hit@3 | confident | right | precision | coverage "
+        "| out of scope answered | speaker right / checked |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for part, s in (p for one in scored for p in _parts(one)):
+        out = sum(s["confidence"]["out_of_scope"].values())
+        rows.append(
+            f"| {part} | {_answerable(s)} / {out} | {s['hit_at_1']:.3f} | {s['hit_at_3']:.3f} "
+            f"| {s['confident']} | {s['confident_right']} | **{_ratio(s['precision'])}** "
+            f"| {_ratio(s['coverage'])} | {_out_of_scope(s)} "
+            f"| {s['speaker_right']} / {s['speaker_checked']} |"
+        )
+    confident = sum(s["confident"] for one in scored for _, s in _parts(one))
+    right = sum(s["confident_right"] for one in scored for _, s in _parts(one))
+    rows.append(f"| all of them | | | | {confident} | {right} | **{_ratio(right / confident if confident else None)}** | | | |")
+    return "\n".join(rows)
+
+
+def reliability_table(scored: list[ScoredSet]) -> str:
+    rows = [
+        "| set | high | low | none | calibration error (ECE) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for part, s in (p for one in scored for p in _parts(one)):
+        cells = [f"{r['first_passage_right']} / {r['results']}" for r in s["reliability"].values()]
+        rows.append(f"| {part} | {' | '.join(cells)} | {_ratio(s['expected_calibration_error'])} |")
+    return "\n".join(rows)
+
+
+def _curve_cell(scores: dict[str, Any], threshold: float) -> str:
+    from index.reliability import curve_point
+
+    point = curve_point(_pairs(scores), threshold, _answerable(scores))
+    if not point.answered:
+        return "0"
+    return f"{point.answered}, {point.right} ({_ratio(point.coverage)})"
+
+
+def curve_table(scored: list[ScoredSet]) -> str:
+    parts = [p for one in scored for p in _parts(one)]
+    rows = [
+        "| probability at least | " + " | ".join(part for part, _ in parts) + " |",
+        "| --- |" + " --- |" * len(parts),
+    ]
+    for threshold in THRESHOLDS:
+        rows.append(f"| {threshold} | " + " | ".join(_curve_cell(s, threshold) for _, s in parts) + " |")
+    return "\n".join(rows)
+
+
+def headline_table(scored: list[ScoredSet]) -> str:
+    rows = [
+        "| reported set (never fitted on) | hit@3 | confident answers right | coverage | out of scope answered |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for part, s in (p for one in scored for p in _parts(one)):
+        rows.append(
+            f"| {part} | {s['hit_at_3']:.2f} | {s['confident_right']} of {s['confident']} "
+            f"| {_ratio(s['coverage'])} | {_out_of_scope(s)} |"
+        )
+    return "\n".join(rows)
+
+
+def _out_of_scope(scores: dict[str, Any]) -> str:
+    asked = sum(scores["confidence"]["out_of_scope"].values())
+    return f"{scores['out_of_scope_answered']} of {asked}" if asked else "–"
+
+
+def tables(scored: list[ScoredSet]) -> list[Table]:
+    """The blocks of docs/quality.md, in the order the page shows them."""
+    return [
+        Table("eval-sets", sets_table(scored), "## Reported sets"),
+        Table("eval-reliability", reliability_table(scored), "## Reliability by level"),
+        Table("eval-curve", curve_table(scored) + CURVE_NOTE, "## Precision and coverage by probability"),
+    ]
+
+
+CURVE_NOTE = (
+    "\n\nEach cell: searches answered at that probability or above, how many of them had the "
+    "right first passage, and (in brackets) the share of answerable questions that makes. A served "
+    "`high` also needs a sentence that answers."
+)
+
+
+def _searcher(index: Path | None, work: Path):
+    """The index to judge: `index`, or the sample articles ingested into `work` with the
+    configured model."""
+    from index.cli import open_searcher
+
+    if index is None:
+        from index.settings import Settings
+        from ingest.pipeline import run_ingest
+
+        index = work / "index"
+        run_ingest(ROOT / "data" / "articles", Settings(index_dir=index), progress=False)
+    return open_searcher(index)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, help="an index of data/articles (default: build one in a temporary folder)")
+    add_publish_arguments(parser, "eval")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="qa-bench-eval-") as work:
+        searcher = _searcher(args.index, Path(work))
+        scored = [score_set(searcher, name, rows) for name, rows in reported_sets().items()]
+    quality, headline = tables(scored), Table("quality-headline", headline_table(scored), "## Quality")
+    if args.publish:
+        command = "python -m bench eval" + ("" if args.index is None else " --index IDX")
+        publish(args.doc, quality, command)
+        publish(ROOT / "README.md", [headline], command)
+    for table in [*quality, headline]:
+        print(f"{table.heading}\n\n{table.body}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
