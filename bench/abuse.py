@@ -21,7 +21,10 @@ run into a test of the limiter; `QA_ASK_RATE_PER_MINUTE=0` turns it off, and wha
 is memory and latency under the load itself. Resident memory is read from /proc/PID/status
 (VmRSS every 50 ms, and VmHWM, the kernel's own peak).
 
-    python -m bench abuse --index IDX [--articles data/articles] [--json OUT]
+    python -m bench abuse --index IDX [--articles data/articles] [--json OUT] [--publish]
+
+Prints the figures as JSON, then the table; with --publish the table is written into its block
+of docs/reliability.md (`abuse`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from bench.publish import Table, add_publish_arguments, markdown_table, print_and_publish
+
 REPO = Path(__file__).resolve().parent.parent
 NORMAL = [
     "who argues against means-testing?", "Who compares healthcare to having a kitchen replaced?",
@@ -49,6 +54,8 @@ NORMAL = [
     "What is the Right to Provide scheme?", "What is the People Focused Group?",
     "Which countries have co-operatives running hospitals?",
 ]
+P99_TARGET_MS = 1000  # the normal reader's p99 during the run
+MEMORY_TARGET_MB = 1536  # the server's peak resident memory
 WORDS = ("council budget health care tax school funding hospital housing police minister money "
          "staff trust plan reform nurses waiting lists social care pay").split()
 
@@ -292,8 +299,32 @@ def _cache_metrics(port: int) -> dict[str, float]:
     return found
 
 
+def table(figures: dict) -> str:
+    """The run as the `abuse` block: the normal reader during the load (answered of asked, p50,
+    p99) and the server's peak RSS; under it the reader without the load and the targets."""
+    normal, quiet = figures["normal_ask"], figures["normal_ask_without_load"]
+    peak = figures["rss_mb_peak_vmhwm"]
+    headers = ["the normal reader during the run", "answered", "p50", "p99", "the server's peak RSS (VmHWM)"]
+    row = ["`qa-serve` with its defaults (rate limit off)", f"{normal['answered']} of {normal['asked']}",
+           _ms(normal["p50_ms"]), _ms(normal["p99_ms"]), f"{peak:.0f} MB"]
+    p99_met = normal["p99_ms"] is not None and normal["p99_ms"] <= P99_TARGET_MS
+    memory_met = peak <= MEMORY_TARGET_MB
+    verdict = ("both met" if p99_met and memory_met else "neither met" if not (p99_met or memory_met)
+               else "p99 met, memory not" if p99_met else "memory met, p99 not")
+    unfinished = "" if figures["finished_within_max_s"] else " The load did not finish within --max-s."
+    return markdown_table(headers, [row]) + (
+        f"\n\nThe load took {figures['run_s']:g} s on {figures['machine_cpus']} CPUs (load average "
+        f"{figures['load_average_at_end']} at the end); the same reader without the load: "
+        f"p50 {_ms(quiet['p50_ms'])}, p99 {_ms(quiet['p99_ms'])}. Targets: p99 within "
+        f"{P99_TARGET_MS / 1000:g} s, memory under {MEMORY_TARGET_MB / 1024:g} GB ({verdict}).{unfinished}")
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f} ms"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench abuse", description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--articles", type=Path, default=REPO / "data" / "articles")
     parser.add_argument("--long-workers", type=int, default=40)
@@ -305,11 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-s", type=float, default=600, help="stop waiting for the load after this long")
     parser.add_argument("--settle-s", type=float, default=5)
     parser.add_argument("--json", type=Path)
+    add_publish_arguments(parser, "abuse")
     args = parser.parse_args(argv)
     figures = run(args)
     print(json.dumps(figures, indent=1))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
+    print_and_publish(args, "abuse", argv, [Table("abuse", table(figures), "## Under abuse: current figures")])
     return 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.eval_split import EVAL_DIR, read_rows, split_rows
-from bench.publish import Table, add_publish_arguments, publish
+from bench.publish import Table, add_publish_arguments, command, markdown_table, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.86, 0.9, 0.95)
@@ -80,35 +80,30 @@ def _answerable(scores: dict[str, Any]) -> int:
     return sum(scores["confidence"]["answerable"].values())
 
 
+def _all_parts(scored: list[ScoredSet]) -> list[tuple[str, dict[str, Any]]]:
+    return [part for one in scored for part in _parts(one)]
+
+
 def sets_table(scored: list[ScoredSet]) -> str:
-    rows = [
-        "| set | answerable / out of scope | hit@1 | hit@3 | confident | right | precision | coverage "
-        "| out of scope answered | speaker right / checked |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for part, s in (p for one in scored for p in _parts(one)):
-        out = sum(s["confidence"]["out_of_scope"].values())
-        rows.append(
-            f"| {part} | {_answerable(s)} / {out} | {s['hit_at_1']:.3f} | {s['hit_at_3']:.3f} "
-            f"| {s['confident']} | {s['confident_right']} | **{_ratio(s['precision'])}** "
-            f"| {_ratio(s['coverage'])} | {_out_of_scope(s)} "
-            f"| {s['speaker_right']} / {s['speaker_checked']} |"
-        )
-    confident = sum(s["confident"] for one in scored for _, s in _parts(one))
-    right = sum(s["confident_right"] for one in scored for _, s in _parts(one))
-    rows.append(f"| all of them | | | | {confident} | {right} | **{_ratio(right / confident if confident else None)}** | | | |")
-    return "\n".join(rows)
+    headers = ["set", "answerable / out of scope", "hit@1", "hit@3", "confident", "right", "precision", "coverage",
+               "out of scope answered", "speaker right / checked (shown where the row names none)"]
+    rows = [[part, f"{_answerable(s)} / {sum(s['confidence']['out_of_scope'].values())}", f"{s['hit_at_1']:.3f}",
+             f"{s['hit_at_3']:.3f}", s["confident"], s["confident_right"], f"**{_ratio(s['precision'])}**",
+             _ratio(s["coverage"]), _out_of_scope(s),
+             f"{s['speaker_right']} / {s['speaker_checked']} ({s['speaker_unlabelled']})"]
+            for part, s in _all_parts(scored)]
+    confident = sum(s["confident"] for _, s in _all_parts(scored))
+    right = sum(s["confident_right"] for _, s in _all_parts(scored))
+    rows.append(["all of them", "", "", "", confident, right, f"**{_ratio(right / confident if confident else None)}**",
+                 "", "", ""])
+    return markdown_table(headers, rows)
 
 
 def reliability_table(scored: list[ScoredSet]) -> str:
-    rows = [
-        "| set | high | low | none | calibration error (ECE) |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for part, s in (p for one in scored for p in _parts(one)):
-        cells = [f"{r['first_passage_right']} / {r['results']}" for r in s["reliability"].values()]
-        rows.append(f"| {part} | {' | '.join(cells)} | {_ratio(s['expected_calibration_error'])} |")
-    return "\n".join(rows)
+    return markdown_table(
+        ["set", "high", "low", "none", "calibration error (ECE)"],
+        [[part, *(f"{r['first_passage_right']} / {r['results']}" for r in s["reliability"].values()),
+          _ratio(s["expected_calibration_error"])] for part, s in _all_parts(scored)])
 
 
 def _curve_cell(scores: dict[str, Any], threshold: float) -> str:
@@ -121,27 +116,16 @@ def _curve_cell(scores: dict[str, Any], threshold: float) -> str:
 
 
 def curve_table(scored: list[ScoredSet]) -> str:
-    parts = [p for one in scored for p in _parts(one)]
-    rows = [
-        "| probability at least | " + " | ".join(part for part, _ in parts) + " |",
-        "| --- |" + " --- |" * len(parts),
-    ]
-    for threshold in THRESHOLDS:
-        rows.append(f"| {threshold} | " + " | ".join(_curve_cell(s, threshold) for _, s in parts) + " |")
-    return "\n".join(rows)
+    parts = _all_parts(scored)
+    return markdown_table(["probability at least", *(part for part, _ in parts)],
+                          [[threshold, *(_curve_cell(s, threshold) for _, s in parts)] for threshold in THRESHOLDS])
 
 
 def headline_table(scored: list[ScoredSet]) -> str:
-    rows = [
-        "| reported set (never fitted on) | hit@3 | confident answers right | coverage | out of scope answered |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for part, s in (p for one in scored for p in _parts(one)):
-        rows.append(
-            f"| {part} | {s['hit_at_3']:.2f} | {s['confident_right']} of {s['confident']} "
-            f"| {_ratio(s['coverage'])} | {_out_of_scope(s)} |"
-        )
-    return "\n".join(rows)
+    return markdown_table(
+        ["reported set (never fitted on)", "hit@3", "confident answers right", "coverage", "out of scope answered"],
+        [[part, f"{s['hit_at_3']:.2f}", f"{s['confident_right']} of {s['confident']}", _ratio(s["coverage"]),
+          _out_of_scope(s)] for part, s in _all_parts(scored)])
 
 
 def _out_of_scope(scores: dict[str, Any]) -> str:
@@ -152,12 +136,17 @@ def _out_of_scope(scores: dict[str, Any]) -> str:
 def tables(scored: list[ScoredSet]) -> list[Table]:
     """The blocks of docs/quality.md, in the order the page shows them."""
     return [
-        Table("eval-sets", sets_table(scored), "## Reported sets"),
+        Table("eval-sets", sets_table(scored) + SETS_NOTE, "## Reported sets"),
         Table("eval-reliability", reliability_table(scored), "## Reliability by level"),
         Table("eval-curve", curve_table(scored) + CURVE_NOTE, "## Precision and coverage by probability"),
     ]
 
 
+SETS_NOTE = (
+    "\n\nRight: the cited passage is in the expected article and holds one of the row's spans. "
+    "Speaker: the right confident answers that show a speaker or whose row names one; right when "
+    "the two are the same; in brackets, those that show a speaker where the row names none."
+)
 CURVE_NOTE = (
     "\n\nEach cell: searches answered at that probability or above, how many of them had the "
     "right first passage, and (in brackets) the share of answerable questions that makes. A served "
@@ -189,9 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         scored = [score_set(searcher, name, rows) for name, rows in reported_sets().items()]
     quality, headline = tables(scored), Table("quality-headline", headline_table(scored), "## Quality")
     if args.publish:
-        command = "python -m bench eval" + ("" if args.index is None else " --index IDX")
-        publish(args.doc, quality, command)
-        publish(ROOT / "README.md", [headline], command)
+        publish(args.doc, quality, command("eval", argv))
+        publish(ROOT / "README.md", [headline], command("eval", argv))
     for table in [*quality, headline]:
         print(f"{table.heading}\n\n{table.body}\n")
     return 0

@@ -3,10 +3,12 @@ are logged), the tune half judged through the admin API from their labels as an 
 (the span found in the article, or "not in the archive"), exported, fitted by `qa-calibrate`,
 and the calibration judged by `qa-eval` on the report half, which nothing was fitted on.
 
-    python -m bench judged --index data/index [--also Q.jsonl=INDEX] [--json OUT]
+    python -m bench judged --index data/index [--also Q.jsonl=INDEX] [--json OUT] [--publish]
 
 The index is copied first: `qa-calibrate` writes its calibration into the copy. The split is
 bench.eval_split's (by each question's text), so the halves are those docs/quality.md reports.
+Prints qa-calibrate's output, the figures as JSON and the table; with --publish the table is
+written into its block of docs/quality.md (`judged`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.eval_split import EVAL_DIR, split_rows
+from bench.publish import Table, add_publish_arguments, markdown_table, print_and_publish
 from index.evaluate import QUOTES
 
 TOKEN = "bench-editor-token"
@@ -86,19 +89,14 @@ def _tool(name: str, *args: str) -> str:
     return done.stdout
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench judged", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", type=Path, required=True, help="an index of the sample corpus (not changed)")
-    parser.add_argument("--questions", type=Path, default=READERS)
-    parser.add_argument("--also", action="append", default=[], help="passed to qa-calibrate")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
-    rows = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+def measure(index_dir: Path, questions: Path, also: list[str]) -> tuple[str, dict[str, Any]]:
+    """qa-calibrate's output and the run's figures (the index copied first: it is not changed)."""
+    rows = [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
     halves = split_rows(rows)
     with tempfile.TemporaryDirectory(prefix="judged-") as work_dir:
         work = Path(work_dir)
         index = work / "index"
-        shutil.copytree(args.index, index)
+        shutil.copytree(index_dir, index)
         exported, counts = ask_and_judge(index, work / "questions.sqlite", rows,
                                          {row["question"] for row in halves["tune"]})
         (work / "judged.jsonl").write_text(exported, encoding="utf-8")
@@ -106,18 +104,58 @@ def main(argv: list[str] | None = None) -> int:
         report = work / "report.jsonl"
         report.write_text("".join(json.dumps(r) + "\n" for r in halves["report"]), encoding="utf-8")
         fit = _tool("qa-calibrate", str(work / "judged.jsonl"), "--index", str(index),
-                    *[a for also in args.also for a in ("--also", also)])
+                    *[a for item in also for a in ("--also", item)])
         scores = json.loads(_tool("qa-eval", str(report), "--index", str(index), "--json"))
-    figures = {
+    return fit, {
         "questions": len(rows), "judged_half": len(halves["tune"]), "report_half": len(halves["report"]),
         **{k: v for k, v in counts.items() if k != "summary"},
         "exported_rows": len(exported.splitlines()), "cli_export_same": cli_export == exported,
         "judged_summary": counts["summary"], "report": scores,
     }
+
+
+def table(figures: dict[str, Any]) -> str:
+    """The run as the `judged` block: what was judged and exported, and the fitted calibration's
+    confident answers on the report half; under it the admin summary of the judged half."""
+    report = figures["report"]
+    answerable = sum(report["confidence"]["answerable"].values())
+    out_of_scope = sum(report["confidence"]["out_of_scope"].values())
+    judged = figures["judged_answers"] + figures["judged_not_in_archive"]
+    precision = "–" if report["precision"] is None else f"**{report['precision']:.2f}**"
+    coverage = "–" if report["coverage"] is None else f"{report['coverage']:.3f}"
+    headers = ["", "judged", "exported rows", "confident on the report half", "right", "precision",
+               f"coverage (of {answerable} answerable)", "out of scope answered"]
+    row = [f"calibration from {judged} judged questions",
+           f"{figures['judged_answers']} answers + {figures['judged_not_in_archive']} not in the archive",
+           figures["exported_rows"], report["confident"], report["confident_right"], precision, coverage,
+           f"{report['out_of_scope_answered']} of {out_of_scope}"]
+    weeks = figures["judged_summary"]["weeks"]
+    confident = sum(week["confident_judged"] for week in weeks)
+    right = sum(week["confident_right"] for week in weeks)
+    share = f" ({right / confident:.3f})" if confident else ""
+    note = (f"The admin summary of the judged half with the shipped calibration: {confident} confident, "
+            f"{right} right{share}.")
+    if figures["span_not_found"]:
+        note += f" Not judged (the span not found in its article): {figures['span_not_found']}."
+    if not figures["cli_export_same"]:
+        note += " `qa-judgments export` did not give the same rows as the admin API."
+    return markdown_table(headers, [row]) + "\n\n" + note
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench judged", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, required=True, help="an index of the sample corpus (not changed)")
+    parser.add_argument("--questions", type=Path, default=READERS)
+    parser.add_argument("--also", action="append", default=[], help="passed to qa-calibrate")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    add_publish_arguments(parser, "judged")
+    args = parser.parse_args(argv)
+    fit, figures = measure(args.index, args.questions, args.also)
     print(fit.strip())
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print_and_publish(args, "judged", argv, [Table("judged", table(figures), "## Judged questions")])
     return 0
 
 

@@ -20,7 +20,7 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -124,6 +124,16 @@ def read_blocks(text: str) -> dict[str, Block]:
     return {span.block.name: span.block for span in _spans(text)}
 
 
+def markdown_table(headers: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
+    """A markdown table: the header line, a `| --- |` rule and a line per row, each cell through
+    str() (None shown as "–", an empty cell as `| |`); no final line break."""
+    def line(cells: Iterable[object]) -> str:
+        texts = ("–" if cell is None else str(cell) for cell in cells)
+        return "|" + "".join(f" {text} |" if text else " |" for text in texts)
+
+    return "\n".join([line(headers), line("---" for _ in headers), *(line(row) for row in rows)])
+
+
 def render_block(table: Table, command: str, commit: str, day: str) -> str:
     """The block's text, from its opening marker to its closing marker (no final line break)."""
     provenance = f"Measured by `{command}` at commit `{commit}` on {day}."
@@ -202,7 +212,8 @@ def current_commit(root: Path = ROOT) -> str:
 
 def command(scenario: str, argv: Sequence[str] | None) -> str:
     """The provenance command of `scenario` run with `argv` (the command line's arguments when
-    None), its --publish and --doc left out: the command that measures the figures again."""
+    None), its --publish and --doc left out and an --index folder written IDX (a path on the
+    machine that ran it says nothing to the next reader): the command that measures again."""
     args = list(sys.argv[1:] if argv is None else argv)
     rest, skip = [], False
     for arg in args:
@@ -210,6 +221,10 @@ def command(scenario: str, argv: Sequence[str] | None) -> str:
             skip = False
         elif arg == "--doc":
             skip = True
+        elif rest[-1:] == ["--index"]:
+            rest.append("IDX")
+        elif arg.startswith("--index="):
+            rest.append("--index=IDX")
         elif arg != "--publish" and not arg.startswith("--doc="):
             rest.append(arg)
     return " ".join(["python -m bench", scenario, *([shlex.join(rest)] if rest else [])])
@@ -223,3 +238,13 @@ def add_publish_arguments(parser: argparse.ArgumentParser, scenario: str) -> Non
     parser.add_argument("--publish", action="store_true",
                         help=f"write the tables into their blocks of {SCENARIOS[scenario].doc}")
     parser.add_argument("--doc", type=Path, default=default, help="with --publish: the file to write into")
+
+
+def print_and_publish(args: argparse.Namespace, scenario: str, argv: Sequence[str] | None,
+                      tables: Sequence[Table]) -> None:
+    """Print the tables' markdown; with --publish (add_publish_arguments) also write them into
+    --doc under the provenance command of `scenario` run with `argv`."""
+    print("\n\n".join(table.body for table in tables))
+    if args.publish:
+        publish(args.doc, tables, command(scenario, argv))
+        print(f"published {', '.join(table.name for table in tables)} into {args.doc}")

@@ -46,10 +46,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.publish import add_publish_arguments, command, publish
+from bench.publish import add_publish_arguments, print_and_publish
 from bench.quality_data import Benchmark, Query, load_beir, load_squad, write_articles
 from bench.quality_systems import TxtaiPeer, ranker, served_rank
-from bench.quality_tables import markdown, tables
+from bench.quality_tables import tables
 from index.encoder import Encoder
 from index.evaluate import normalise
 from index.records import CONFIDENCE_LEVELS
@@ -346,12 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
     results = run(args, systems)
-    print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    if args.publish:
-        publish(args.doc, tables(results), command("quality", argv))
-        print(f"published into {args.doc}")
+    print_and_publish(args, "quality", argv, tables(results))
     return 0
 
 

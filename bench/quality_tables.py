@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.publish import Table
+from bench.publish import Table, markdown_table
 from index.records import CONFIDENCE_LEVELS
 
 SYSTEM_LABELS = {
@@ -29,11 +29,6 @@ def _seconds(scores: dict[str, Any]) -> str:
     return f"{scores['seconds']}{extra}"
 
 
-def _lines(headers: list[str], rows: list[list[object]]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
-    return "\n".join(out + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
-
-
 def _is_squad(systems: dict[str, dict]) -> bool:
     return any("answer_recall_at_1" in scores for scores in systems.values())
 
@@ -47,7 +42,7 @@ def beir_table(results: dict[str, Any]) -> str | None:
             benchmark = f"{_label(name)} ({scores['queries']} q)" if position == 0 else _label(name)
             rows.append([benchmark, SYSTEM_LABELS.get(system, system), f"{scores['ndcg_at_10']:.3f}",
                          f"{scores['recall_at_100']:.3f}", _seconds(scores)])
-    return _lines(["benchmark", "system", "nDCG@10", "Recall@100", "seconds"], rows) if rows else None
+    return markdown_table(["benchmark", "system", "nDCG@10", "Recall@100", "seconds"], rows) if rows else None
 
 
 def squad_table(results: dict[str, Any]) -> str | None:
@@ -60,7 +55,7 @@ def squad_table(results: dict[str, Any]) -> str | None:
                 for system, scores in systems.items()]
         headers = [f"{_label(name)} ({queries} q)", "answer@1", "answer@5", "answer@20", "article@1", "article@5",
                    "seconds"]
-        tables.append(_lines(headers, rows))
+        tables.append(markdown_table(headers, rows))
     return "\n\n".join(tables) or None
 
 
@@ -81,7 +76,7 @@ def confidence_table(results: dict[str, Any]) -> str | None:
         value = confidence.get(key)
         cell = "–" if value is None else f"**{value:.3f}**"
         rows.append([label, *(cell if other == level else "" for other in CONFIDENCE_LEVELS)])
-    return _lines(["questions on index", *CONFIDENCE_LEVELS], rows)
+    return markdown_table(["questions on index", *CONFIDENCE_LEVELS], rows)
 
 
 def _note(results: dict[str, Any]) -> str:
@@ -99,7 +94,3 @@ def tables(results: dict[str, Any]) -> list[Table]:
     ]
     return [Table(name, body + (_note(results) if name != "quality-confidence" else ""), heading)
             for name, body, heading in found if body]
-
-
-def markdown(results: dict[str, Any]) -> str:
-    return "\n\n".join(table.body for table in tables(results))

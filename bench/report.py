@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.publish import Table
+from bench.publish import Table, markdown_table
 
 BLOCKS = {
     "ingest": "ingest-throughput",
@@ -22,16 +22,6 @@ BLOCKS = {
     "latency": "latency",
     "langchain": "langchain",
 }
-
-
-def _or_dash(value: object) -> object:
-    return "–" if value is None else value
-
-
-def _table(headers: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join("–" if v is None else str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -49,7 +39,7 @@ def ingest_table(results: dict) -> str | None:
     ingest = results.get("ingest")
     if not ingest:
         return None
-    table = _table(
+    table = markdown_table(
         ["chunks", "ingest chunks/s", "model encode chunks/s", "ratio (target ≥ 0.90)", "ingest runs (s)",
          "encode runs (s)"],
         [[ingest["chunks"], ingest["ingest_chunks_per_s"], ingest["encode_chunks_per_s"], ingest["ratio"],
@@ -62,12 +52,12 @@ def ingest_table(results: dict) -> str | None:
 def incremental_table(results: dict) -> str | None:
     if not results.get("incremental"):
         return None
-    table = _table(
+    table = markdown_table(
         ["articles", "chunks", "dense index", "chunks embedded", "embedding s", "named: everything else s",
          "named: remove s", "folder: everything else s", "folder: remove s", "bytes written per add",
          "per removal", "runs"],
         [[r["articles"], r["chunks"], r["dense"], r["chunks_embedded"], r["named_embedding_s"], r["named_other_s"],
-          r["named_remove_s"], _or_dash(r["other_s"]), _or_dash(r["remove_s"]), r["named_bytes_written"],
+          r["named_remove_s"], r["other_s"], r["remove_s"], r["named_bytes_written"],
           r["named_remove_bytes_written"], r["runs"]]
          for r in results["incremental"]])
     return (f"{table}\n\nExisting articles synthetic (`bench/common.py`), the added one a real sample article "
@@ -79,7 +69,7 @@ def incremental_table(results: dict) -> str | None:
 def recall_table(results: dict) -> str | None:
     if not results.get("recall"):
         return None
-    table = _table(
+    table = markdown_table(
         ["chunks", "dense index", "questions", "recall@10 (target ≥ 0.95)", "ANN search ms (p50)",
          "exact flat search ms (p50)"],
         [[r["chunks"], r["dense"], r["queries"], r["recall_at_10"], r["ann_ms_p50"], r["exact_ms_p50"]]
@@ -94,7 +84,7 @@ def latency_table(results: dict) -> str | None:
     if not latency:
         return None
     emb = results.get("query_embedding_ms") or {}
-    table = _table(
+    table = markdown_table(
         ["system", "chunks", "dense", "requests", "clients", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s",
          "RSS MB", "anon MB", "peak MB", "bytes/chunk", "load s"],
         [[r["system"], r["chunks"], r["dense"], r["requests"], r["clients"], r["errors"], r["p50_ms"], r["p95_ms"],
@@ -135,7 +125,7 @@ def _langchain_rows(results: dict) -> list[list[object]]:
 def langchain_table(results: dict) -> str | None:
     if not (results.get("langchain_ingest") or results.get("langchain_rebuild")):
         return None
-    table = _table(["figure", "ours", "LangChain", "ratio (>1: ours ahead)"], _langchain_rows(results))
+    table = markdown_table(["figure", "ours", "LangChain", "ratio (>1: ours ahead)"], _langchain_rows(results))
     return (f"{table}\n\nRecursiveCharacterTextSplitter(600, 100) → HuggingFaceEmbeddings (same model) → "
             "langchain-community FAISS (flat), full rebuild on add (`bench/langchain_baseline.py`). Ratios are "
             "ours / LangChain for throughput, LangChain / ours for times and memory. LangChain's rebuild "

@@ -6,23 +6,32 @@ would, this process adds one real article by name (`run_update`), then removes i
 notices the new version (QA_RELOAD_INTERVAL_S), loads it reusing the segments it shares with
 the served one, and swaps. The service's resident memory is sampled every 10 ms from /proc:
 steady (before any change) against the peak while each swap happens.
+
+    python -m bench swap [--articles 100000,1000000] [--swaps 4] [--json OUT] [--publish]
+
+Each size's figures are printed as a JSON line, then all as a table; with --publish the table
+is written into its block of docs/benchmarks.md (`swap`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from bench.common import median, percentile, rss_mb, run_sizes, scifact_queries
+from bench.common import median, percentile, rss_mb, scifact_queries
 from bench.incremental import ROOT, back_to_base, base_index, unique_article
+from bench.publish import Table, add_publish_arguments, markdown_table, print_and_publish
 from bench.query_latency import free_port, wait_ready
+
+HEADING = "## Memory while a new version swaps in"  # the block's, when it is new
 
 
 @dataclass
@@ -181,13 +190,39 @@ def measure(n_articles: int, swaps: int = 4, steady_s: float = 10.0) -> SwapMemo
     )
 
 
+def table(results: list[SwapMemory]) -> str:
+    """The results, one row per index size, as the `swap` block of docs/benchmarks.md."""
+    headers = ["articles", "chunks", "steady RSS MB", "peak RSS MB per swap",
+               "largest peak over steady (target ≤ 10%)", "RSS after MB", "question p50 / max ms, steady",
+               "while swapping"]
+    rows = [[f"{r.articles:,}", f"{r.chunks:,}", f"{r.steady_rss_mb:,.1f}",
+             ", ".join(f"{peak:,.1f}" for peak in r.peak_rss_mb), f"{r.peak_over_steady:+.1%}",
+             f"{r.after_rss_mb:,.1f}", f"{r.steady_p50_ms:.1f} / {r.steady_max_ms:.1f}",
+             f"{r.swap_p50_ms:.1f} / {r.swap_max_ms:.1f}"] for r in sorted(results, key=lambda r: r.articles)]
+    errors = sum(r.errors for r in results)
+    verdict = "met" if all(r.peak_over_steady <= 0.10 for r in results) else "missed"
+    return (markdown_table(headers, rows)
+            + f"\n\nNamed updates, {results[0].swaps} per size (an article added, then removed), "
+            "swapped in by a running `qa-serve` (`QA_RELOAD_INTERVAL_S=0.5`), one client asking throughout "
+            f"({errors} errors); resident memory sampled every 10 ms. Target: the largest peak at most 10% over "
+            f"steady ({verdict}).")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", default="100000", help="index sizes in articles, comma-separated")
     parser.add_argument("--swaps", type=int, default=4)
     parser.add_argument("--json", type=Path)
+    add_publish_arguments(parser, "swap")
     args = parser.parse_args(argv)
-    return run_sizes(args.articles, lambda n: measure(n, args.swaps), args.json)
+    results = []
+    for n in [int(x) for x in args.articles.split(",")]:
+        results.append(measure(n, args.swaps))
+        print(json.dumps(asdict(results[-1])), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    print_and_publish(args, "swap", argv, [Table("swap", table(results), HEADING)])
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@ Python's own static file server on 127.0.0.1 (Last-Modified, and 304 for If-Modi
 A first sync into an empty folder, then a second with nothing changed; embedding is not part
 of it (`qa-sync` without `--ingest`).
 
-    python -m bench sync [--pages 1000] [--rate 30]
+    python -m bench sync [--pages 1000] [--rate 30,1000] [--publish]
+
+A first and a second sync at each `--rate` (by default qa-sync's own pace, then 1000 a second:
+what the fetching, extraction and writing cost), each printed as JSON, then all as a table;
+with --publish the table is written into its block of docs/benchmarks.md (`sync`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bench.common import synthetic_articles
+from bench.publish import Table, add_publish_arguments, markdown_table, print_and_publish
 from ingest.sync import SyncOptions, sync
+
+HEADING = "## Sync"  # the block's, when it is new
+DEFAULT_RATE = SyncOptions().rate_per_s
 
 
 class _CountingHandler(SimpleHTTPRequestHandler):
@@ -77,12 +85,39 @@ def measure(pages: int, rate: float) -> dict:
     return figures
 
 
+def _labels(rate: float) -> tuple[str, str]:
+    if rate == DEFAULT_RATE:
+        return f"first, default pace ({rate:g} requests a second to the host)", "second, nothing changed"
+    return f"first, `--rate {rate:g}`", f"second, `--rate {rate:g}`"
+
+
+def table(results: list[dict]) -> str:
+    """The runs, a first and a second sync at each pace, as the `sync` block of docs/benchmarks.md."""
+    headers = [f"{results[0]['pages']:,} synthetic feed items on 127.0.0.1", "seconds", "new", "unchanged",
+               "requests", "of them conditional"]
+    rows = [[label, r["seconds"], *(f"{r[key]:,}" for key in ("new", "unchanged", "requests", "conditional_requests"))]
+            for result in results
+            for r, label in zip((result["first"], result["second"]), _labels(result["rate_per_s"]))]
+    failed = sum(result[run]["failed"] for result in results for run in ("first", "second"))
+    first = results[0]
+    verdict = "met" if first["first"]["seconds"] < 60 else "missed"
+    return (markdown_table(headers, rows) + "\n\nEmbedding is not part of it (`qa-sync` without `--ingest`); "
+            f"{failed} pages failed. Target: a first sync under a minute besides embedding ({verdict}: "
+            f"{first['first']['seconds']} s at {first['rate_per_s']:g} requests a second).")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=SyncOptions().rate_per_s)
+    parser.add_argument("--rate", default=f"{DEFAULT_RATE:g},1000",
+                        help="requests a second to the host, comma-separated: a first and a second sync at each")
+    add_publish_arguments(parser, "sync")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.pages, args.rate), indent=2))
+    results = []
+    for rate in [float(x) for x in args.rate.split(",")]:
+        results.append(measure(args.pages, rate))
+        print(json.dumps(results[-1], indent=2), flush=True)
+    print_and_publish(args, "sync", argv, [Table("sync", table(results), HEADING)])
     return 0
 
 

@@ -199,7 +199,9 @@ def _confident_scores(outcomes: Outcomes, answerable: int) -> dict[str, Any]:
     """Precision and coverage of the confident answers, and whether their speakers are right.
 
     A speaker is checked where the answer shows one or the row expects one: an answer naming a
-    speaker the row does not (the text does not say who spoke) is wrong, as is a missing one."""
+    speaker the row does not (the text does not say who spoke) is wrong, as is a missing one.
+    `speaker_unlabelled` counts the first kind apart, so a reader of the figures can tell an
+    answer that contradicts the row's speaker from one where the row names nobody."""
     confident = [(q, r) for q, r in outcomes if is_confident(r)]
     right = [(q, r) for q, r in confident if answer_right(q, r)]
     checked = [(q, r) for q, r in right if r.answer.speaker or q.speaker]
@@ -210,6 +212,7 @@ def _confident_scores(outcomes: Outcomes, answerable: int) -> dict[str, Any]:
         "coverage": rounded(len(right) / answerable if answerable else None),
         "speaker_checked": len(checked),
         "speaker_right": sum(r.answer.speaker == q.speaker for q, r in checked),
+        "speaker_unlabelled": sum(q.speaker is None for q, _ in checked),
     }
 
 

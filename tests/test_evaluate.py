@@ -240,6 +240,8 @@ def test_qa_eval_reports_what_confident_answers_promise(
         assert scores["precision"] == round(scores["confident_right"] / scores["confident"], 4)
     assert scores["coverage"] == round(scores["confident_right"] / 9, 4)
     assert 0 <= scores["speaker_right"] <= scores["speaker_checked"] <= scores["confident_right"]
+    # a speaker shown where the row names none is checked, and never right
+    assert scores["speaker_right"] <= scores["speaker_checked"] - scores["speaker_unlabelled"]
     assert scores["out_of_scope_answered"] <= 2
     reliability = scores["reliability"]
     assert list(reliability) == list(CONFIDENCE_LEVELS)

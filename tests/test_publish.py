@@ -4,13 +4,15 @@ malformed document is refused before anything is written."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
 import pytest
 
 from bench import publish as publishing
-from bench.publish import Table, command, current_commit, publish, read_blocks
+from bench.publish import (Table, command, current_commit, markdown_table, print_and_publish, publish,
+                           read_blocks)
 
 COMMAND = "python -m bench latency --sizes 300"
 TABLE = "| a | b |\n| --- | --- |\n| 1 | 2 |"
@@ -122,3 +124,21 @@ def test_the_provenance_command_leaves_out_where_the_tables_go() -> None:
     assert command("latency", ["--sizes", "300", "--publish", "--doc", "/tmp/x.md"]) == "python -m bench latency --sizes 300"
     assert command("quality", ["--doc=/tmp/x.md", "--systems", "bm25,hybrid"]) == "python -m bench quality --systems bm25,hybrid"
     assert command("eval", []) == "python -m bench eval"
+    assert command("eval", ["--index", "/tmp/idx", "--publish"]) == "python -m bench eval --index IDX"
+    assert command("judged", ["--index=/tmp/idx"]) == "python -m bench judged --index=IDX"
+
+
+def test_markdown_table_gives_a_header_a_rule_and_a_line_per_row() -> None:
+    assert markdown_table(["a", "b"], [[1, "x"], [2.5, None], ["", [1, 2]]]) == (
+        "| a | b |\n| --- | --- |\n| 1 | x |\n| 2.5 | – |\n| | [1, 2] |")
+    assert markdown_table(["", "judged"], iter([])) == "| | judged |\n| --- | --- |"  # rows: any iterable
+
+
+def test_print_and_publish_prints_and_writes_only_with_publish(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc, tables = tmp_path / "doc.md", [Table("latency", TABLE, "## L"), Table("swap", "| s |", "## S")]
+    print_and_publish(argparse.Namespace(publish=False, doc=doc), "latency", ["--sizes", "300"], tables)
+    assert capsys.readouterr().out == TABLE + "\n\n| s |\n" and not doc.exists()
+    print_and_publish(argparse.Namespace(publish=True, doc=doc), "latency", ["--sizes", "300", "--publish"], tables)
+    assert capsys.readouterr().out.endswith(f"published latency, swap into {doc}\n")
+    blocks = read_blocks(doc.read_text())
+    assert [(b.name, b.command) for b in blocks.values()] == [("latency", COMMAND), ("swap", COMMAND)]
