@@ -154,6 +154,26 @@ CURVE_NOTE = (
 )
 
 
+def squad_table(scores: dict[str, Any]) -> str:
+    """SQuAD's report half in one row: the reliability of each level, ECE, and the confident
+    answers' precision and coverage."""
+    cells = [f"{r['first_passage_right']:,} / {r['results']:,}" for r in scores["reliability"].values()]
+    return markdown_table(
+        ["set", "high: first passage right / results", "low", "none", "calibration error (ECE)",
+         "precision of `high`", "coverage (confident and right / answerable)"],
+        [[f"SQuAD v1.1 dev, the half not fitted on ({scores['questions']:,} questions)", *cells,
+          _ratio(scores["expected_calibration_error"]), f"**{_ratio(scores['precision'])}**",
+          _ratio(scores["coverage"])]],
+    ) + SQUAD_NOTE
+
+
+SQUAD_NOTE = (
+    "\n\nThe half of SQuAD v1.1 dev the shipped calibration did not see "
+    "(`python -m bench.eval_split --half report --squad`), on an index of its 48 articles "
+    "(`bench.quality_data.write_articles`, then `qa-ingest`)."
+)
+
+
 def _searcher(index: Path | None, work: Path):
     """The index to judge: `index`, or the sample articles ingested into `work` with the
     configured model."""
@@ -171,12 +191,19 @@ def _searcher(index: Path | None, work: Path):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, help="an index of data/articles (default: build one in a temporary folder)")
+    parser.add_argument("--squad-index", type=Path, help="also SQuAD dev's report half, on this index of its articles")
     add_publish_arguments(parser, "eval")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="qa-bench-eval-") as work:
         searcher = _searcher(args.index, Path(work))
         scored = [score_set(searcher, name, rows) for name, rows in reported_sets().items()]
     quality, headline = tables(scored), Table("quality-headline", headline_table(scored), "## Quality")
+    if args.squad_index:
+        from bench.eval_split import squad_halves
+        from index.cli import open_searcher
+
+        squad = score_set(open_searcher(args.squad_index), "SQuAD", squad_halves()["report"])
+        quality.append(Table("squad-half", squad_table(squad.alone), "## SQuAD v1.1 dev, the half not fitted on"))
     if args.publish:
         publish(args.doc, quality, command("eval", argv))
         publish(ROOT / "README.md", [headline], command("eval", argv))

@@ -35,6 +35,7 @@ PROVENANCE = re.compile(
     r"Measured by `(?P<command>[^`]+)` at commit `(?P<commit>[0-9a-f]{7,12}\+?)` on (?P<day>\d{4}-\d{2}-\d{2})\."
 )
 FENCE = re.compile(r"(```|~~~)")
+INDEX_OPTION = re.compile(r"--(?:[a-z0-9]+-)*index")  # --index, --squad-index: a folder shown as IDX
 
 
 @dataclass(frozen=True)
@@ -212,8 +213,9 @@ def current_commit(root: Path = ROOT) -> str:
 
 def command(scenario: str, argv: Sequence[str] | None) -> str:
     """The provenance command of `scenario` run with `argv` (the command line's arguments when
-    None), its --publish and --doc left out and an --index folder written IDX (a path on the
-    machine that ran it says nothing to the next reader): the command that measures again."""
+    None), its --publish and --doc left out and an index folder (--index, --squad-index) written
+    IDX (a path on the machine that ran it says nothing to the next reader): the command that
+    measures again."""
     args = list(sys.argv[1:] if argv is None else argv)
     rest, skip = [], False
     for arg in args:
@@ -221,10 +223,10 @@ def command(scenario: str, argv: Sequence[str] | None) -> str:
             skip = False
         elif arg == "--doc":
             skip = True
-        elif rest[-1:] == ["--index"]:
+        elif rest and INDEX_OPTION.fullmatch(rest[-1]):
             rest.append("IDX")
-        elif arg.startswith("--index="):
-            rest.append("--index=IDX")
+        elif INDEX_OPTION.fullmatch(arg.partition("=")[0]) and "=" in arg:
+            rest.append(arg.partition("=")[0] + "=IDX")
         elif arg != "--publish" and not arg.startswith("--doc="):
             rest.append(arg)
     return " ".join(["python -m bench", scenario, *([shlex.join(rest)] if rest else [])])

@@ -25,8 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
+from index.errors import QAError
 from qa_service.question_log import DAY_S, QuestionLog, Shown, normalised
 
 ANSWERS, NOT_IN_ARCHIVE = "answers", "not_in_archive"
@@ -288,7 +287,7 @@ def ndjson(rows: list[dict]) -> str:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
-class LogMissing(Exception):
+class LogMissing(QAError):
     """No question log where one was looked for."""
 
 
@@ -343,31 +342,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from index.cli import run_cli  # the CLIs show errors the same way
+
     args = _parser().parse_args(argv)
-    since = None if args.since_days is None else time.time() - args.since_days * DAY_S
-    try:
-        rows = eval_rows(read_log(_log_path(args), since))
+
+    def body() -> int:
+        since = None if args.since_days is None else time.time() - args.since_days * DAY_S
+        try:
+            rows = eval_rows(read_log(_log_path(args), since))
+        except sqlite3.Error as exc:
+            raise QAError(f"the question log cannot be read: {exc}") from exc
         if args.half:
             rows = [row for row in rows if half_of(row) == args.half]
-    except ValidationError as exc:
-        print(f"qa-judgments: error: invalid settings: {exc}", file=sys.stderr)
-        return 2
-    except LogMissing as exc:
-        print(f"qa-judgments: error: {exc}", file=sys.stderr)
-        return 2
-    except sqlite3.Error as exc:
-        print(f"qa-judgments: error: the question log cannot be read: {exc}", file=sys.stderr)
-        return 1
-    text = ndjson(rows)
-    try:
+        text = ndjson(rows)
         if args.out == "-":
             sys.stdout.write(text)
         else:
             Path(args.out).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        print(f"qa-judgments: error: {exc}", file=sys.stderr)
-        return 1
-    out_of_scope = sum(bool(row.get("out_of_scope")) for row in rows)
-    print(f"qa-judgments: {len(rows)} rows written: {len(rows) - out_of_scope} answerable, "
-          f"{out_of_scope} not in the archive", file=sys.stderr)
-    return 0
+        out_of_scope = sum(bool(row.get("out_of_scope")) for row in rows)
+        print(f"qa-judgments: {len(rows)} rows written: {len(rows) - out_of_scope} answerable, "
+              f"{out_of_scope} not in the archive", file=sys.stderr)
+        return 0
+
+    return run_cli("qa-judgments", body)

@@ -66,3 +66,23 @@ def test_publishing_writes_every_table_into_its_own_block(scored, tmp_path: Path
     assert list(blocks) == ["eval-sets", "eval-reliability", "eval-curve"]
     assert all(block.command == "python -m bench eval" and block.commit == "abc1234" for block in blocks.values())
     assert "Hand-written text stays." in doc.read_text()
+
+
+def test_squad_halves_are_fixed_even_and_together_the_whole_set():
+    from bench.eval_split import SQUAD_DEV, squad_halves
+    from bench.quality_data import load_squad
+
+    halves = squad_halves()
+    assert abs(len(halves["tune"]) - len(halves["report"])) <= 1
+    assert len(halves["tune"]) + len(halves["report"]) == len(load_squad(SQUAD_DEV, sample=None).queries)
+    assert squad_halves()["report"][:5] == halves["report"][:5]  # seeded: the same every run
+    assert all(row["must_contain_any"] for row in halves["report"])
+
+
+def test_squad_row_shows_each_level_and_the_confident_answers(scored):
+    alone = scored[0].alone
+    header, _, row = eval_report.squad_table(alone).splitlines()[:3]
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert len(cells) == len(header.split("|")) - 2 == 7
+    assert cells[0].endswith(f"({alone['questions']} questions)")
+    assert sum(int(cell.split(" / ")[1]) for cell in cells[1:4]) == alone["questions"]

@@ -126,6 +126,7 @@ def test_the_provenance_command_leaves_out_where_the_tables_go() -> None:
     assert command("eval", []) == "python -m bench eval"
     assert command("eval", ["--index", "/tmp/idx", "--publish"]) == "python -m bench eval --index IDX"
     assert command("judged", ["--index=/tmp/idx"]) == "python -m bench judged --index=IDX"
+    assert command("eval", ["--squad-index", "/tmp/s"]) == "python -m bench eval --squad-index IDX"
 
 
 def test_markdown_table_gives_a_header_a_rule_and_a_line_per_row() -> None:
