@@ -350,6 +350,7 @@ def test_judging_with_the_keyboard_only(api: str, open_page) -> None:
         page.keyboard.press("n")
     [judgment] = queued(api, question)["judgments"]
     assert judgment["verdict"] == "not_in_archive"
+    expect(page.locator("#question-text")).not_to_have_text(question)  # moved on, as after "1"
     page.keyboard.press("k")
     expect(page.locator("#question-text")).to_have_text(question)
     expect(page.locator("#question-judgments")).to_contain_text("not in the archive")

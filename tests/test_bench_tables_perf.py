@@ -173,6 +173,7 @@ def test_serving_memory_table_has_a_row_per_stage() -> None:
     assert "Target" not in serving_memory.table({**profile, "chunks": 60})  # the target is for 1M chunks
 
 
+@pytest.mark.slow
 def test_sync_table_from_a_real_tiny_run_at_two_paces() -> None:
     results = [sync_feed.measure(4, rate) for rate in (sync_feed.DEFAULT_RATE, 1000.0)]
     body = sync_feed.table(results)
@@ -195,6 +196,7 @@ def eval_questions() -> Path:
     return search_cache.EVAL
 
 
+@pytest.mark.slow
 def test_search_cache_table_from_a_real_run_on_the_sample_index(sample_index: Path, encoder, eval_questions) -> None:
     runs = [search_cache.measure(sample_index, 1, encoder)]
     runs.append({**runs[0], search_cache.FIRST: {**runs[0][search_cache.FIRST], "p50_ms": 1.5}})  # a second run
@@ -214,6 +216,7 @@ def test_search_cache_table_from_a_real_run_on_the_sample_index(sample_index: Pa
     assert re.search(r"Target: p50 at most twice the floor \((met|missed)\)", note(body))
 
 
+@pytest.mark.slow
 def test_log_cost_table_from_a_real_run_on_the_sample_index(sample_index: Path, encoder, eval_questions) -> None:
     figures = question_log_cost.measure(sample_index, 1, 1, encoder)
     body = question_log_cost.table(figures)
@@ -248,6 +251,7 @@ def _outside(text: str, name: str) -> tuple[str, str]:
     return text[:start], text[end:]
 
 
+@pytest.mark.slow
 def test_sync_main_prints_the_table_and_publishes_only_its_block(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     doc = tmp_path / "benchmarks.md"
     doc.write_bytes(DOC.read_bytes())

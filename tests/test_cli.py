@@ -116,6 +116,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_invalid_setting_is_reported(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("Some text about hospitals.")
     result = subprocess.run(

@@ -94,6 +94,7 @@ def test_generate_false_and_abstentions_make_no_model_call(client: TestClient) -
     assert llm_calls(client) == before
 
 
+@pytest.mark.slow
 def test_the_stream_sends_passages_then_deltas_then_the_checked_answer(client: TestClient) -> None:
     started = time.perf_counter()
     with client.stream("POST", "/ask/stream", json={"question": QUESTION, "top_k": 3}) as response:

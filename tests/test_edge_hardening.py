@@ -22,6 +22,8 @@ import pytest
 from tests.conftest import REPO, free_port, record, start_qa_serve
 from tests.test_service import copy_service_dirs
 
+pytestmark = pytest.mark.slow  # every test here talks to a qa-serve subprocess: not the fast tier
+
 BODY_TIMEOUT_S = 1.0
 SLOTS, QUEUE = 2, 2  # searches at once, and waiting, in the server below
 LONG_QUESTION = ("who argues against means-testing and what do the councils say about the money " * 13)[:990]

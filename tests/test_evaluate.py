@@ -278,6 +278,7 @@ def test_qa_eval_refuses_a_top_k_below_one(tmp_path: Path) -> None:
     assert exited.value.code == 2
 
 
+@pytest.mark.slow
 def test_qa_eval_scores_a_conversations_first_turn_with_the_single_questions(
     tmp_path: Path, sample_index: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

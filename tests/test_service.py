@@ -273,6 +273,7 @@ def test_an_article_job_reads_only_that_articles_files(client: TestClient, dirs:
         wait_for_job(client, client.delete("/articles/stroma", headers=AUTH).json()["job_id"])
 
 
+@pytest.mark.slow
 def test_upload_an_article_file(client: TestClient) -> None:
     markdown = f"---\ntitle: Stroma notes\nauthor: Island Archive\n---\n{LIGHTHOUSE_TEXT}\n".encode()
     response = client.post("/articles", headers=AUTH, files={"file": ("stroma-notes.md", markdown, "text/markdown")})
