@@ -124,9 +124,14 @@ def rss_mb(pid: int) -> dict[str, float]:
     return values
 
 
-def scifact_docs() -> list[dict[str, str]]:
-    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as handle:
+def read_jsonl(path: Path | str) -> list[Any]:
+    """The JSON value of each non-blank line of a `.jsonl` file."""
+    with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def scifact_docs() -> list[dict[str, str]]:
+    return read_jsonl(SCIFACT / "corpus.jsonl")
 
 
 def scifact_queries(limit: int | None = None) -> list[str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import read_jsonl
 from bench.eval_split import EVAL_DIR, read_rows, split_rows
 from bench.publish import Table, add_publish_arguments, command, markdown_table, publish
 
@@ -39,11 +40,10 @@ class ScoredSet:
 
 def reported_sets() -> dict[str, list[dict[str, Any]]]:
     """The reported sets' rows (qa-eval's format), by the name the tables show."""
-    fresh = ROOT / "eval" / "fresh.jsonl"
     return {
         "readers, report half": split_rows(read_rows(EVAL_DIR / "readers"))["report"],
         "`../shared/eval/`, report half": split_rows(read_rows(EVAL_DIR))["report"],
-        "`eval/fresh.jsonl`": [json.loads(line) for line in fresh.read_text().splitlines() if line.strip()],
+        "`eval/fresh.jsonl`": read_jsonl(ROOT / "eval" / "fresh.jsonl"),
     }
 
 
@@ -52,7 +52,7 @@ def score_set(searcher, name: str, rows: list[dict[str, Any]]) -> ScoredSet:
     from index.evaluate import evaluate, evaluate_conversations, parse_eval_set
 
     eval_set = parse_eval_set((json.dumps(row) for row in rows), name)
-    alone = evaluate(searcher, eval_set.questions + [c.turns[0] for c in eval_set.conversations])
+    alone = evaluate(searcher, eval_set.asked_alone)
     followups = None
     if eval_set.conversations:
         scores = evaluate_conversations(searcher, eval_set.conversations)

@@ -29,6 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal
 
+from bench.common import read_jsonl
+
 Half = Literal["tune", "report"]
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 SQUAD_DEV = EVAL_DIR.parent / "bench" / "squad-v1.1-dev" / "dev-v1.1.json"
@@ -67,8 +69,7 @@ def read_rows(folder: Path) -> list[dict[str, Any]]:
     for name in FILES:
         path = folder / name
         if path.exists():
-            lines = path.read_text(encoding="utf-8").splitlines()
-            rows += [json.loads(line) for line in lines if line.strip()]
+            rows += read_jsonl(path)
     return rows
 
 

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.common import read_jsonl
 from bench.eval_split import EVAL_DIR, split_rows
 from bench.publish import Table, add_publish_arguments, markdown_table, print_and_publish
 from index.evaluate import QUOTES
@@ -91,7 +92,7 @@ def _tool(name: str, *args: str) -> str:
 
 def measure(index_dir: Path, questions: Path, also: list[str]) -> tuple[str, dict[str, Any]]:
     """qa-calibrate's output and the run's figures (the index copied first: it is not changed)."""
-    rows = [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(questions)
     halves = split_rows(rows)
     with tempfile.TemporaryDirectory(prefix="judged-") as work_dir:
         work = Path(work_dir)

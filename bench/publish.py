@@ -211,23 +211,30 @@ def current_commit(root: Path = ROOT) -> str:
     return commit + ("+" if dirty else "")
 
 
+# Options that say where figures go or which of bench.run's scenarios run, not what is measured.
+NOT_MEASURED_VALUED = ("--doc", "--only", "--results")
+NOT_MEASURED_FLAGS = ("--publish", "--render-only")
+
+
 def command(scenario: str, argv: Sequence[str] | None) -> str:
     """The provenance command of `scenario` run with `argv` (the command line's arguments when
-    None), its --publish and --doc left out and an index folder (--index, --squad-index) written
-    IDX (a path on the machine that ran it says nothing to the next reader): the command that
+    None): the options that do not shape a figure left out (--publish, --doc; bench.run's
+    --only, --results, --render-only), an index folder (--index, --squad-index) written IDX (a
+    path on the machine that ran it says nothing to the next reader): the command that
     measures again."""
     args = list(sys.argv[1:] if argv is None else argv)
     rest, skip = [], False
     for arg in args:
+        option = arg.partition("=")[0]
         if skip:
             skip = False
-        elif arg == "--doc":
+        elif arg in NOT_MEASURED_VALUED:
             skip = True
         elif rest and INDEX_OPTION.fullmatch(rest[-1]):
             rest.append("IDX")
-        elif INDEX_OPTION.fullmatch(arg.partition("=")[0]) and "=" in arg:
-            rest.append(arg.partition("=")[0] + "=IDX")
-        elif arg != "--publish" and not arg.startswith("--doc="):
+        elif INDEX_OPTION.fullmatch(option) and "=" in arg:
+            rest.append(option + "=IDX")
+        elif arg not in NOT_MEASURED_FLAGS and option not in NOT_MEASURED_VALUED:
             rest.append(arg)
     return " ".join(["python -m bench", scenario, *([shlex.join(rest)] if rest else [])])
 

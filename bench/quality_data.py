@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common import read_jsonl
+
 
 @dataclass
 class Query:
@@ -31,11 +33,6 @@ class Benchmark:
     queries: list[Query]
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def article_id(raw: str) -> str:
     """An id the index accepts (`ARTICLE_ID_PATTERN`): BEIR ids are kept when they fit."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", raw)
@@ -48,7 +45,7 @@ def load_beir(folder: Path, split: str = "test", name: str | None = None) -> Ben
     """A BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv): every document, and
     the queries of `split` with their graded judgements (grade 0 rows are dropped)."""
     articles = []
-    for doc in _read_jsonl(folder / "corpus.jsonl"):
+    for doc in read_jsonl(folder / "corpus.jsonl"):
         title = (doc.get("title") or "").strip()
         body = (doc.get("text") or "").strip()
         text = f"{title}\n\n{body}" if title and body else (title or body)
@@ -64,7 +61,7 @@ def load_beir(folder: Path, split: str = "test", name: str | None = None) -> Ben
             if len(parts) < 3 or int(parts[2]) <= 0:
                 continue
             judged.setdefault(parts[0], {})[article_id(parts[1])] = int(parts[2])
-    texts = {str(q["_id"]): q["text"] for q in _read_jsonl(folder / "queries.jsonl")}
+    texts = {str(q["_id"]): q["text"] for q in read_jsonl(folder / "queries.jsonl")}
     queries = [Query(id=qid, text=texts[qid], relevant=rel) for qid, rel in judged.items()]
     queries.sort(key=lambda q: q.id)
     return Benchmark(name or folder.name, articles, queries)

@@ -11,18 +11,11 @@ and the latency plot beside it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.publish import Table, markdown_table
-
-BLOCKS = {
-    "ingest": "ingest-throughput",
-    "incremental": "incremental-add",
-    "recall": "ann-recall",
-    "latency": "latency",
-    "langchain": "langchain",
-}
-
 
 def _ratio(a: float | None, b: float | None) -> str:
     return "–" if not a or not b else f"{a / b:.2f}"
@@ -133,29 +126,39 @@ def langchain_table(results: dict) -> str | None:
             "`FAISS.from_embeddings` and the save are measured on the synthetic texts and vectors.")
 
 
-HEADINGS = {
-    "ingest": "## Ingest throughput",
-    "incremental": "## Incremental add: one article into an existing index",
-    "recall": "## Dense index: recall@10 against exact search",
-    "latency": "## Query latency over HTTP and serving memory",
-    "langchain": "## Side by side with the plain LangChain pipeline",
+@dataclass(frozen=True)
+class Section:
+    """How one scenario's results become its block: the block's name, its heading where the
+    block is new, and the function that renders the body (None: no figures yet)."""
+
+    block: str
+    heading: str
+    render: Callable[[dict], str | None]
+
+
+SECTIONS = {
+    "ingest": Section("ingest-throughput", "## Ingest throughput", ingest_table),
+    "incremental": Section("incremental-add", "## Incremental add: one article into an existing index",
+                           incremental_table),
+    "recall": Section("ann-recall", "## Dense index: recall@10 against exact search", recall_table),
+    "latency": Section("latency", "## Query latency over HTTP and serving memory", latency_table),
+    "langchain": Section("langchain", "## Side by side with the plain LangChain pipeline", langchain_table),
 }
 
 
 def tables(results: dict, scenarios: list[str], plot_name: str | None = None) -> dict[str, Table]:
     """The tables of `scenarios` that `results` has figures for, by scenario; the latency table
     shows the plot `plot_name` (a file beside the document) when given."""
-    bodies = {"ingest": ingest_table, "incremental": incremental_table, "recall": recall_table,
-              "latency": latency_table, "langchain": langchain_table}
     out = {}
     for scenario in scenarios:
-        body = bodies[scenario](results)
+        section = SECTIONS[scenario]
+        body = section.render(results)
         if not body:
             continue
         body += " " + machine_note(results, scenario)
         if scenario == "latency" and plot_name:
             body += f"\n\n![latency against index size]({plot_name})"
-        out[scenario] = Table(BLOCKS[scenario], body, HEADINGS[scenario])
+        out[scenario] = Table(section.block, body, section.heading)
     return out
 
 

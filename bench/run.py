@@ -24,9 +24,9 @@ from pathlib import Path
 
 from bench.common import CACHE, Machine, configured_model, scifact_queries
 from bench.publish import add_publish_arguments, command, current_commit, publish
-from bench.report import BLOCKS, plot, tables
+from bench.report import SECTIONS, plot, tables
 
-PERF = tuple(BLOCKS)  # ingest, incremental, recall, latency, langchain
+PERF = tuple(SECTIONS)  # ingest, incremental, recall, latency, langchain
 
 
 class Run:
@@ -49,7 +49,7 @@ class Run:
     def measured(self, scenario: str) -> None:
         """Record how `scenario`'s figures were just measured, and save."""
         self.results.setdefault("measured", {})[scenario] = {
-            "command": command(scenario, scenario_args(self.argv)), "commit": self.commit,
+            "command": command(scenario, self.argv), "commit": self.commit,
             "day": datetime.now(timezone.utc).date().isoformat(), "machine": asdict(Machine.describe()),
         }
         self.save()
@@ -148,20 +148,6 @@ def run_all(run: Run, only: set[str]) -> None:
         run_recall_and_latency(run, queries, only)
     if "langchain" in only:
         run_langchain(run, queries)
-
-
-def scenario_args(argv: list[str]) -> list[str]:
-    """`argv` without what names the scenarios and where results go (--only, --results,
-    --render-only): the arguments that shape a scenario's figures."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in ("--only", "--results"):
-            skip = True
-        elif arg != "--render-only" and not arg.startswith(("--only=", "--results=")):
-            out.append(arg)
-    return out
 
 
 def results_path(args: argparse.Namespace) -> Path:

@@ -12,14 +12,13 @@ written into its block of docs/quality.md (`stream`).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 
 import httpx
 
-from bench.common import percentile
+from bench.common import percentile, read_jsonl
 from bench.publish import Table, add_publish_arguments, markdown_table, print_and_publish
 
 FIRST_DELTA_TARGET_S = 1.5
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api", default="http://127.0.0.1:8000")
     add_publish_arguments(parser, "stream")
     args = parser.parse_args(argv)
-    rows = [json.loads(line) for line in open(args.questions, encoding="utf-8") if line.strip()]
+    rows = read_jsonl(args.questions)
     questions = [row["question"] for row in rows if "question" in row]
     passages, firsts, composed = [], [], []
     with httpx.Client(base_url=args.api, timeout=60) as client:

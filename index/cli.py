@@ -169,8 +169,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         searcher = open_searcher(args.index)
         scores: dict = {}
         details: list[dict] = []
-        # A conversation's first turn is a question asked on its own: scored with them.
-        asked_alone = eval_set.questions + [c.turns[0] for c in eval_set.conversations]
+        asked_alone = eval_set.asked_alone
         if asked_alone:
             scores = evaluate(searcher, asked_alone, mode=args.mode, top_k=args.top_k)
             details += scores.pop("details")

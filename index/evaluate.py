@@ -66,6 +66,12 @@ class EvalSet:
     questions: list[EvalQuestion]
     conversations: list[EvalConversation]
 
+    @property
+    def asked_alone(self) -> list[EvalQuestion]:
+        """The single questions and each conversation's first turn: a first turn is a question
+        asked on its own, and is scored with them."""
+        return self.questions + [c.turns[0] for c in self.conversations]
+
 
 def _spans(row: dict[str, Any]) -> tuple[str, ...]:
     """The row's acceptable spans, `must_contain_any` first, without repeats. An empty span

@@ -127,6 +127,9 @@ def test_the_provenance_command_leaves_out_where_the_tables_go() -> None:
     assert command("eval", ["--index", "/tmp/idx", "--publish"]) == "python -m bench eval --index IDX"
     assert command("judged", ["--index=/tmp/idx"]) == "python -m bench judged --index=IDX"
     assert command("eval", ["--squad-index", "/tmp/s"]) == "python -m bench eval --squad-index IDX"
+    # bench.run's options that pick scenarios and the results file do not shape a figure either
+    assert command("latency", ["--only", "latency", "--sizes", "300", "--results=/tmp/r.json", "--render-only"]) == (
+        "python -m bench latency --sizes 300")
 
 
 def test_markdown_table_gives_a_header_a_rule_and_a_line_per_row() -> None:

@@ -26,6 +26,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bench.common import read_jsonl
 from bench.eval_report import ROOT, reported_sets
 from bench.eval_split import EVAL_DIR, read_rows, split_rows
 
@@ -34,11 +35,10 @@ RRF_K = 60
 
 
 def tune_sets() -> dict[str, list[dict]]:
-    extra = ROOT / "eval" / "extra.jsonl"
     return {
         "tune pool": split_rows(read_rows(EVAL_DIR / "readers"))["tune"]
         + split_rows(read_rows(EVAL_DIR))["tune"]
-        + [json.loads(line) for line in extra.read_text().splitlines() if line.strip()],
+        + read_jsonl(ROOT / "eval" / "extra.jsonl"),
     }
 
 
@@ -47,7 +47,7 @@ def questions(rows: list[dict]):
     from index.evaluate import parse_eval_set
 
     eval_set = parse_eval_set((json.dumps(row) for row in rows), "set")
-    return eval_set.questions + [c.turns[0] for c in eval_set.conversations]
+    return eval_set.asked_alone
 
 
 def _key(passage) -> tuple[str, int]:
