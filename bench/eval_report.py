@@ -25,7 +25,8 @@ from bench.eval_split import EVAL_DIR, read_rows, split_rows
 from bench.publish import Table, add_publish_arguments, command, markdown_table, publish
 
 ROOT = Path(__file__).resolve().parents[1]
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.86, 0.9, 0.95)
+# The curve's rows; the thresholds the served calibration sets for `high` are added to them.
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,12 @@ def _curve_cell(scores: dict[str, Any], threshold: float) -> str:
     return f"{point.answered}, {point.right} ({_ratio(point.coverage)})"
 
 
-def curve_table(scored: list[ScoredSet]) -> str:
+def curve_table(scored: list[ScoredSet], served: tuple[float, ...] = ()) -> str:
+    """Precision and coverage at THRESHOLDS and at the `served` thresholds of `high`."""
     parts = _all_parts(scored)
     return markdown_table(["probability at least", *(part for part, _ in parts)],
-                          [[threshold, *(_curve_cell(s, threshold) for _, s in parts)] for threshold in THRESHOLDS])
+                          [[threshold, *(_curve_cell(s, threshold) for _, s in parts)]
+                           for threshold in sorted(set(THRESHOLDS) | set(served))])
 
 
 def headline_table(scored: list[ScoredSet]) -> str:
@@ -133,12 +136,13 @@ def _out_of_scope(scores: dict[str, Any]) -> str:
     return f"{scores['out_of_scope_answered']} of {asked}" if asked else "–"
 
 
-def tables(scored: list[ScoredSet]) -> list[Table]:
-    """The blocks of docs/quality.md, in the order the page shows them."""
+def tables(scored: list[ScoredSet], served: tuple[float, ...] = ()) -> list[Table]:
+    """The blocks of docs/quality.md, in the order the page shows them (`served`: the
+    thresholds the searcher's calibration sets for `high`)."""
     return [
         Table("eval-sets", sets_table(scored) + SETS_NOTE, "## Reported sets"),
         Table("eval-reliability", reliability_table(scored), "## Reliability by level"),
-        Table("eval-curve", curve_table(scored) + CURVE_NOTE, "## Precision and coverage by probability"),
+        Table("eval-curve", curve_table(scored, served) + CURVE_NOTE, "## Precision and coverage by probability"),
     ]
 
 
@@ -188,6 +192,15 @@ def _searcher(index: Path | None, work: Path):
     return open_searcher(index)
 
 
+def served_thresholds(searcher) -> tuple[float, ...]:
+    """The probabilities `high` needs from `searcher`'s calibration, for single questions and
+    follow-ups (none without a calibration)."""
+    calibration, target = searcher.calibration.calibration, searcher.policy.confidence.target_precision
+    if calibration is None:
+        return ()
+    return tuple(calibration.threshold(target, followup) for followup in (False, True))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, help="an index of data/articles (default: build one in a temporary folder)")
@@ -197,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="qa-bench-eval-") as work:
         searcher = _searcher(args.index, Path(work))
         scored = [score_set(searcher, name, rows) for name, rows in reported_sets().items()]
-    quality, headline = tables(scored), Table("quality-headline", headline_table(scored), "## Quality")
+    quality, headline = tables(scored, served_thresholds(searcher)), Table("quality-headline", headline_table(scored), "## Quality")
     if args.squad_index:
         from bench.eval_split import squad_halves
         from index.cli import open_searcher

@@ -4,7 +4,7 @@ on the same chunks.
 
     python -m bench quality [--bench ../shared/bench] [--work /tmp/qa-quality]
                             [--systems bm25,dense,hybrid,txtai] [--squad-sample 2000]
-                            [--json results.json] [--publish]
+                            [--json results.json] [--model NAME] [--publish]
 
 Each benchmark is written as one `.jsonl` of articles (`bench/quality_data.py`) and ingested by
 `qa-ingest` into `WORK/<name>/index` (the real pipeline: cleaning, segmentation, our chunking,
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -339,8 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-confidence", action="store_true", help="skip the confidence table")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--model", help="embedding model (default: QA_MODEL or the default model); "
+                        "a model other than the default publishes into blocks of its own")
     add_publish_arguments(parser, "quality")
     args = parser.parse_args(argv)
+    if args.model:  # read by Settings here and by the qa-ingest subprocesses
+        os.environ["QA_MODEL"] = args.model
     systems = [s for s in args.systems.split(",") if s]
     unknown = set(systems) - set(SYSTEMS)
     if unknown:

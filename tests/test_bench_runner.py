@@ -130,3 +130,9 @@ def test_quality_tables_are_named_blocks() -> None:
     assert "| 2.4 (+4.2 index) |" in found["quality-beir"]
     assert "| SQuAD v1.1 dev (2000 q) | answer@1 |" in found["quality-squad"]
     assert "| SciFact questions, SQuAD v1.1 dev index | 0.100 | 0.500 | 0.400 |" in found["quality-confidence"]
+    # Another model's figures go to blocks of their own, under headings that name it.
+    other = tables(results | {"model": "all-mpnet-base-v2"})
+    assert [table.name for table in other] == [
+        "quality-beir-all-mpnet-base-v2", "quality-squad-all-mpnet-base-v2", "quality-confidence-all-mpnet-base-v2"]
+    assert other[1].heading == "## SQuAD v1.1 dev (all-mpnet-base-v2)" and other[1].body == found["quality-squad"].replace(
+        "all-MiniLM-L6-v2", "all-mpnet-base-v2")

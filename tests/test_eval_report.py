@@ -52,8 +52,9 @@ def test_tables_show_one_row_per_part_and_agree_with_the_scores(scored):
     reliability = eval_report.reliability_table(scored).splitlines()
     high, low, none = (cell.strip() for cell in reliability[2].split("|")[2:5])
     assert sum(int(cell.split(" / ")[1]) for cell in (high, low, none)) == alone["questions"]
-    curve = eval_report.curve_table(scored).splitlines()
-    assert len(curve) == 2 + len(eval_report.THRESHOLDS)
+    curve = eval_report.curve_table(scored, served=(0.86, 0.9)).splitlines()
+    assert len(curve) == 2 + len(eval_report.THRESHOLDS) + 1  # 0.9 is a row already
+    assert [line.split("|")[1].strip() for line in curve[2:]][3:6] == ["0.8", "0.86", "0.9"]
     answered = [int(line.split("|")[2].split(",")[0]) for line in curve[2:]]
     assert answered == sorted(answered, reverse=True)  # a higher bar never answers more
 
