@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -112,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     groups = training_groups(searcher, rows)
     print(f"{len(rows)} fit questions: {len(groups)} with a passage that answers and {NEGATIVES} that do "
           f"not in the first {DEPTH} ({time.perf_counter() - started:.0f} s)", flush=True)
+    if not groups:
+        print("no question to train on: is the index SQuAD dev's articles?", file=sys.stderr)
+        return 1
     train(groups, resolve_model_path(DEFAULT_MODEL), args.out, args.epochs, args.batch, args.lr, args.max_length)
     print(f"cross-encoder saved to {args.out}; use it with QA_RERANK={args.out}")
     return 0
