@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from bench.publish import Table, markdown_table
-from index.encoder import is_default_model
+from index.settings import is_default_model
 from index.records import CONFIDENCE_LEVELS
 from index.settings import DEFAULT_MODEL
 

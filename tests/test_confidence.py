@@ -21,7 +21,7 @@ from index.confidence import (
 )
 from index.errors import QAError
 from index.models import EmbeddingSpec, RerankSpec
-from index.settings import DEFAULT_MODEL
+from index.settings import DEFAULT_MODEL, Settings
 
 DEFAULT = EmbeddingSpec("sentence-transformers", DEFAULT_MODEL)
 OTHER = EmbeddingSpec("sentence-transformers", "local/other-model")
@@ -122,6 +122,20 @@ def test_the_default_model_uses_the_shipped_calibration(tmp_path: Path) -> None:
     choice = choose_calibration(tmp_path, DEFAULT)
     assert choice.calibration == shipped_calibration()
     assert choice.calibration.embedding_spec == DEFAULT and "shipped" in choice.reason
+
+
+@pytest.mark.parametrize("name", ["all-MiniLM-L6-v2", "default"])
+def test_the_default_model_by_another_name_is_the_default(tmp_path: Path, name: str) -> None:
+    # QA_MODEL=all-MiniLM-L6-v2 loads the shipped model: its index, an index recorded under that
+    # name, and a calibration fitted under it all agree with the full name's.
+    assert Settings(model=name).model == DEFAULT_MODEL
+    configured = EmbeddingSpec.from_settings(Settings(model=name))
+    assert configured == DEFAULT and configured.is_default
+    assert choose_calibration(tmp_path, configured).calibration == shipped_calibration()
+    recorded = EmbeddingSpec.from_record({"provider": "sentence-transformers", "model": name}, name)
+    assert recorded == DEFAULT
+    # An endpoint's model names are its own: nothing is renamed there.
+    assert EmbeddingSpec("openai", name).model == name
 
 
 def test_an_index_calibration_is_used_for_its_model_and_refused_for_another(tmp_path: Path) -> None:
