@@ -47,6 +47,8 @@ SCENARIOS: dict[str, Scenario] = {
     "eval": Scenario("bench.eval_report", QUALITY,
                      "the sample's reported sets: hit@k, reliability by level, precision and coverage"),
     "models": Scenario("bench.model_check", QUALITY, "an embedding model's dense nDCG@10 against its published figure"),
+    "compare-models": Scenario("bench.model_compare", QUALITY,
+                               "embedding models side by side on the sample: reported sets, ingest, /ask, memory"),
     "judged": Scenario("bench.judged_calibration", QUALITY,
                        "readers' questions judged, fitted by qa-calibrate, scored on the report half"),
     "testset": Scenario("bench.testset", QUALITY, "qa-testset on the sample: time and each filter's funnel"),

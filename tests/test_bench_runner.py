@@ -136,3 +136,25 @@ def test_quality_tables_are_named_blocks() -> None:
         "quality-beir-all-mpnet-base-v2", "quality-squad-all-mpnet-base-v2", "quality-confidence-all-mpnet-base-v2"]
     assert other[1].heading == "## SQuAD v1.1 dev (all-mpnet-base-v2)" and other[1].body == found["quality-squad"].replace(
         "all-MiniLM-L6-v2", "all-mpnet-base-v2")
+
+
+def test_models_side_by_side_table_puts_each_models_costs_once() -> None:
+    from bench.eval_report import ScoredSet
+    from bench.model_compare import Column, table
+
+    def scores(hit1: float, confident: int, right: int) -> dict:
+        return {"hit_at_1": hit1, "hit_at_3": 0.9, "confident": confident, "confident_right": right,
+                "coverage": right / 20}
+
+    def sets(hit1: float) -> list[ScoredSet]:
+        return [ScoredSet("readers", scores(hit1, 4, 3), scores(0.5, 2, 2)), ScoredSet("fresh", scores(0.4, 1, 1), None)]
+
+    costs = {"chunks": 85, "chunks_per_s": 26.54, "p50_ms": 20.51, "p95_ms": 31.0, "rss_mb": 320.4, "questions": 108}
+    body = table([Column("minilm, shipped", sets(0.6), costs), Column("minilm, tune", sets(0.6), None),
+                  Column("mpnet, tune", sets(0.7), costs | {"chunks_per_s": 4.0})])
+    assert "| readers, single and first turns: hit@1 / hit@3 | 0.600 / 0.900 | 0.600 / 0.900 | 0.700 / 0.900 |" in body
+    assert "| readers, follow-ups: hit@1 / hit@3 | 0.500 / 0.900 |" in body and "fresh, follow-ups" not in body
+    assert "| ... confident right / confident, coverage | 3 / 4, 0.150 |" in body
+    assert "| all of them: confident right / confident | 6 / 7 = 0.86 |" in body  # follow-ups counted
+    assert "| embedding passages (`qa-ingest`, 85 sample chunks, torch) | 26.5 chunks/s | same model | 4.0 chunks/s |" in body
+    assert "each of the 108 reported questions once, search cache off | 20.5 / 31.0 ms | same model |" in body
