@@ -211,15 +211,16 @@ def current_commit(root: Path = ROOT) -> str:
     return commit + ("+" if dirty else "")
 
 
-# Options that say where figures go or which of bench.run's scenarios run, not what is measured.
-NOT_MEASURED_VALUED = ("--doc", "--only", "--results")
+# Options that say where figures go (or a scratch folder), or which of bench.run's scenarios
+# run: not what is measured.
+NOT_MEASURED_VALUED = ("--doc", "--only", "--results", "--json", "--work")
 NOT_MEASURED_FLAGS = ("--publish", "--render-only")
 
 
 def command(scenario: str, argv: Sequence[str] | None) -> str:
     """The provenance command of `scenario` run with `argv` (the command line's arguments when
-    None): the options that do not shape a figure left out (--publish, --doc; bench.run's
-    --only, --results, --render-only), an index folder (--index, --squad-index) written IDX (a
+    None): the options that do not shape a figure left out (--publish, --doc, --json, --work;
+    bench.run's --only, --results, --render-only), an index folder (--index, --squad-index) written IDX (a
     path on the machine that ran it says nothing to the next reader): the command that
     measures again."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -127,7 +127,9 @@ def test_the_provenance_command_leaves_out_where_the_tables_go() -> None:
     assert command("eval", ["--index", "/tmp/idx", "--publish"]) == "python -m bench eval --index IDX"
     assert command("judged", ["--index=/tmp/idx"]) == "python -m bench judged --index=IDX"
     assert command("eval", ["--squad-index", "/tmp/s"]) == "python -m bench eval --squad-index IDX"
-    # bench.run's options that pick scenarios and the results file do not shape a figure either
+    # nor a copy of the results, a scratch folder, or bench.run's options that pick scenarios
+    assert command("quality", ["--work", "/tmp/w", "--json=/tmp/r.json", "--model", "m"]) == (
+        "python -m bench quality --model m")
     assert command("latency", ["--only", "latency", "--sizes", "300", "--results=/tmp/r.json", "--render-only"]) == (
         "python -m bench latency --sizes 300")
 
