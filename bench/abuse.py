@@ -34,7 +34,6 @@ import http.client
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from bench.common import free_port
 from bench.publish import Table, add_publish_arguments, markdown_table, print_and_publish
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,12 +58,6 @@ P99_TARGET_MS = 1000  # the normal reader's p99 during the run
 MEMORY_TARGET_MB = 1536  # the server's peak resident memory
 WORDS = ("council budget health care tax school funding hospital housing police minister money "
          "staff trust plan reform nurses waiting lists social care pay").split()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss(pid: int) -> dict[str, float]:

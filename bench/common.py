@@ -21,6 +21,7 @@ import os
 import platform
 import random
 import re
+import socket
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -91,6 +92,23 @@ def run_sizes(sizes: str, measure: Callable[[int], Any], json_path: Path | None)
     if json_path:
         json_path.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def free_port() -> int:
+    """A free port below the kernel's ephemeral range, for a server started later. A port from
+    that range (what binding port 0 gives) can be handed to a client polling it before the server
+    listens as its own source port: a TCP connection to itself, which reads back its own request
+    ("BadStatusLine: GET /readyz HTTP/1.1") and keeps the port from the server."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 10_000), low - 16)  # room for a block after it
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below {low}")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -81,7 +81,7 @@ def _answerable(scores: dict[str, Any]) -> int:
     return sum(scores["confidence"]["answerable"].values())
 
 
-def _all_parts(scored: list[ScoredSet]) -> list[tuple[str, dict[str, Any]]]:
+def all_parts(scored: list[ScoredSet]) -> list[tuple[str, dict[str, Any]]]:
     return [part for one in scored for part in _parts(one)]
 
 
@@ -92,9 +92,9 @@ def sets_table(scored: list[ScoredSet]) -> str:
              f"{s['hit_at_3']:.3f}", s["confident"], s["confident_right"], f"**{_ratio(s['precision'])}**",
              _ratio(s["coverage"]), _out_of_scope(s),
              f"{s['speaker_right']} / {s['speaker_checked']} ({s['speaker_unlabelled']})"]
-            for part, s in _all_parts(scored)]
-    confident = sum(s["confident"] for _, s in _all_parts(scored))
-    right = sum(s["confident_right"] for _, s in _all_parts(scored))
+            for part, s in all_parts(scored)]
+    confident = sum(s["confident"] for _, s in all_parts(scored))
+    right = sum(s["confident_right"] for _, s in all_parts(scored))
     rows.append(["all of them", "", "", "", confident, right, f"**{_ratio(right / confident if confident else None)}**",
                  "", "", ""])
     return markdown_table(headers, rows)
@@ -104,7 +104,7 @@ def reliability_table(scored: list[ScoredSet]) -> str:
     return markdown_table(
         ["set", "high", "low", "none", "calibration error (ECE)"],
         [[part, *(f"{r['first_passage_right']} / {r['results']}" for r in s["reliability"].values()),
-          _ratio(s["expected_calibration_error"])] for part, s in _all_parts(scored)])
+          _ratio(s["expected_calibration_error"])] for part, s in all_parts(scored)])
 
 
 def _curve_cell(scores: dict[str, Any], threshold: float) -> str:
@@ -118,7 +118,7 @@ def _curve_cell(scores: dict[str, Any], threshold: float) -> str:
 
 def curve_table(scored: list[ScoredSet], served: tuple[float, ...] = ()) -> str:
     """Precision and coverage at THRESHOLDS and at the `served` thresholds of `high`."""
-    parts = _all_parts(scored)
+    parts = all_parts(scored)
     return markdown_table(["probability at least", *(part for part, _ in parts)],
                           [[threshold, *(_curve_cell(s, threshold) for _, s in parts)]
                            for threshold in sorted(set(THRESHOLDS) | set(served))])
@@ -128,7 +128,7 @@ def headline_table(scored: list[ScoredSet]) -> str:
     return markdown_table(
         ["reported set (never fitted on)", "hit@3", "confident answers right", "coverage", "out of scope answered"],
         [[part, f"{s['hit_at_3']:.2f}", f"{s['confident_right']} of {s['confident']}", _ratio(s["coverage"]),
-          _out_of_scope(s)] for part, s in _all_parts(scored)])
+          _out_of_scope(s)] for part, s in all_parts(scored)])
 
 
 def _out_of_scope(scores: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import read_jsonl
-from bench.eval_report import ScoredSet, reported_sets, score_set
+from bench.eval_report import ScoredSet, all_parts, reported_sets, score_set
 from bench.eval_split import EVAL_DIR, read_rows, split_rows
 from bench.publish import Table, add_publish_arguments, markdown_table, print_and_publish
 from index.settings import is_default_model
@@ -127,8 +127,8 @@ def table(columns: list[Column]) -> str:
                            for c in columns)])
     totals = []
     for column in columns:
-        right = sum(s.alone["confident_right"] + (s.followups or {}).get("confident_right", 0) for s in column.scored)
-        confident = sum(s.alone["confident"] + (s.followups or {}).get("confident", 0) for s in column.scored)
+        right = sum(s["confident_right"] for _, s in all_parts(column.scored))
+        confident = sum(s["confident"] for _, s in all_parts(column.scored))
         totals.append(f"{right} / {confident}" + (f" = {right / confident:.2f}" if confident else ""))
     rows.append(["all of them: confident right / confident", *totals])
 

@@ -8,9 +8,8 @@ import re
 from typing import Any
 
 from bench.publish import Table, markdown_table
-from index.settings import is_default_model
 from index.records import CONFIDENCE_LEVELS
-from index.settings import DEFAULT_MODEL
+from index.settings import DEFAULT_MODEL, is_default_model
 
 SYSTEM_LABELS = {
     "bm25": "BM25 only",

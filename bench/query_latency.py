@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +25,8 @@ from urllib.parse import quote
 import numpy as np
 
 from bench.common import (
-    CACHE, Timer, build_synthetic_index, configured_model, median, model_tag, percentile, rss_mb, scifact_queries,
+    CACHE, Timer, build_synthetic_index, configured_model, free_port, median, model_tag, percentile, rss_mb,
+    scifact_queries,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,12 +59,6 @@ class AnnRecall:
     recall_at_10: float
     ann_ms_p50: float
     exact_ms_p50: float
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def synthetic_index(n_chunks: int, dense_index: str = "auto") -> tuple[Path, dict]:

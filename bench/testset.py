@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.common import Machine
+from bench.common import Machine, free_port
 from bench.publish import Table, add_publish_arguments, markdown_table, print_and_publish
 from qa_service.settings import ServiceSettings
 from qa_service.testset import run_testset
@@ -44,12 +43,6 @@ def sample_index(folder: Path) -> Path:
     index_dir = folder / "index"
     run_ingest(SAMPLE, Settings(index_dir=index_dir), progress=False)
     return index_dir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _progress(line: str) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import free_port
 from index.confidence import CALIBRATION_FILE
 from index.encoder import Encoder
 from index.search import Searcher
@@ -41,23 +40,6 @@ def sample_paragraphs() -> list[str]:
         texts += [p for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
     assert len(texts) > 100
     return texts
-
-
-def free_port() -> int:
-    """A free port below the kernel's ephemeral range, for a server started later. A port from
-    that range (what binding port 0 gives) can be handed to a client polling it before the server
-    listens as its own source port: a TCP connection to itself, which reads back its own request
-    ("BadStatusLine: GET /readyz HTTP/1.1") and keeps the port from the server."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(200):
-        port = random.randrange(max(1024, low - 10_000), low - 16)  # room for a block after it
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError(f"no free port below {low}")
 
 
 def start_qa_serve(articles: Path, index: Path, port: int, log: Path, **env_extra: str) -> subprocess.Popen:
