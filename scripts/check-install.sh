@@ -69,7 +69,9 @@ assert report["added"] == 1 and report["chunks_embedded"] > 0 and not report["sk
 EOF
 say "qa-ingest read the HTML article"
 
-PORT=$("$BIN/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# A port below the kernel's ephemeral range (bench/common.py, standard library only): the
+# poll below could otherwise connect to itself.
+PORT=$("$BIN/python" -c 'from bench.common import free_port; print(free_port())')
 article "New ferry ordered" > "$WORK/site/story.html"
 printf '<?xml version="1.0"?><rss version="2.0"><channel><title>News</title><item><title>New ferry</title><link>http://127.0.0.1:%s/story.html</link></item></channel></rss>\n' \
   "$PORT" > "$WORK/site/feed.rss"
