@@ -3,13 +3,15 @@
 ask (`/admin`: the page holds no data; it asks for the admin token and fetches the insights).
 
 All are static files in `qa_service/widget/`, read once when the router is built; the pages
-fetch their data from the API in the browser. Scripts are separate files rather than inline so
+fetch their data from the API in the browser. The scripts' shared text helpers (`text.js`) are
+put in where each script says `// include: text.js`, so that the widget stays one file. Scripts are separate files rather than inline so
 the pages can send a Content-Security-Policy that forbids inline script: the article view
 shows archive text, and the policy is a second guard behind inserting it only as text.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
@@ -39,12 +41,22 @@ def _read(name: str) -> bytes:
     return (WIDGET_DIR / name).read_bytes()
 
 
+def _script(name: str) -> bytes:
+    """`name`.js with text.js put in place of its `// include: text.js` line, at its indent."""
+    helpers = _read("text.js").decode("utf-8")
+    return re.sub(
+        r"^( *)// include: text\.js$",
+        lambda m: "\n".join(m.group(1) + line if line else line for line in helpers.rstrip("\n").split("\n")),
+        _read(f"{name}.js").decode("utf-8"), flags=re.M,
+    ).encode("utf-8")
+
+
 def pages_router() -> APIRouter:
     """Routes for `/`, `/widget.js`, `/read/{article_id}`, `/admin` and the page scripts. They need
     no settings: the widget and article view find the API at their own origin or the embed's
     `data-api`."""
     demo, read_page, admin_page = _read("demo.html"), _read("read.html"), _read("admin.html")
-    widget_js, read_js, demo_js, admin_js = (_read(f"{name}.js") for name in ("widget", "read", "demo", "admin"))
+    widget_js, read_js, demo_js, admin_js = (_script(name) for name in ("widget", "read", "demo", "admin"))
 
     router = APIRouter(include_in_schema=False)
 

@@ -295,6 +295,10 @@ def test_pages_are_served(api: str) -> None:
     with urllib.request.urlopen(f"{api}/widget.js") as r:
         assert r.headers["Content-Type"].startswith("application/javascript")
         assert b"attachShadow" in r.read()
+    for script in ("widget.js", "read.js", "admin.js"):  # each one file, with text.js's helpers once
+        with urllib.request.urlopen(f"{api}/{script}") as r:
+            body = r.read()
+        assert body.count(b"function codeUnitIndex(") == 1 and b"// include:" not in body, script
     with urllib.request.urlopen(f"{api}/") as r:
         assert r.headers["Content-Type"].startswith("text/html")
         assert "script-src 'self'" in r.headers["Content-Security-Policy"]

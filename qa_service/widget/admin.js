@@ -149,26 +149,7 @@
     }, unreachable);
   }
 
-  // ---- code points (the API's offsets, as Python counts) and UTF-16 code units (JS) ---------
-
-  function codeUnitIndex(text, codePoints) {
-    var units = 0;
-    for (var cp = 0; cp < codePoints && units < text.length; cp++) {
-      var c = text.charCodeAt(units);
-      units += c >= 0xd800 && c <= 0xdbff && units + 1 < text.length ? 2 : 1;
-    }
-    return units;
-  }
-
-  function codePointLength(text) {
-    var n = 0;
-    for (var i = 0; i < text.length; i++) {
-      var c = text.charCodeAt(i);
-      if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) i++;
-      n++;
-    }
-    return n;
-  }
+  // include: text.js
 
   // ---- the queue ----------------------------------------------------------------------------
 

@@ -17,35 +17,7 @@
     statusEl.hidden = !message;
   }
 
-  // Offsets count code points (Python str); JS strings index UTF-16 code units.
-  function codeUnitIndex(text, codePoints) {
-    var units = 0;
-    for (var cp = 0; cp < codePoints && units < text.length; cp++) {
-      var c = text.charCodeAt(units);
-      units += c >= 0xd800 && c <= 0xdbff && units + 1 < text.length ? 2 : 1;
-    }
-    return units;
-  }
-
-  function codePointLength(text) {
-    var n = 0;
-    for (var i = 0; i < text.length; i++) {
-      var c = text.charCodeAt(i);
-      if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) i++;
-      n++;
-    }
-    return n;
-  }
-
-  function safeHttpUrl(value) {
-    if (typeof value !== "string" || !value) return null;
-    try {
-      var url = new URL(value);
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-    } catch (e) {
-      return null;
-    }
-  }
+  // include: text.js
 
   function parseOffset(value) {
     return value !== null && /^\d{1,10}$/.test(value) ? parseInt(value, 10) : null;

@@ -88,16 +88,7 @@
     return svg;
   }
 
-  // The API counts offsets in Unicode code points (Python str); JS strings index UTF-16 code
-  // units, so text with emoji or other astral characters would be marked off by one each.
-  function codeUnitIndex(text, codePoints) {
-    var units = 0;
-    for (var cp = 0; cp < codePoints && units < text.length; cp++) {
-      var c = text.charCodeAt(units);
-      units += c >= 0xd800 && c <= 0xdbff && units + 1 < text.length ? 2 : 1;
-    }
-    return units;
-  }
+  // include: text.js
 
   // The [start, end) code-unit range of `text` for code-point offsets, or null when they mark nothing.
   function markedRange(text, start, end) {
@@ -126,17 +117,6 @@
     parent.appendChild(mark);
     parent.appendChild(document.createTextNode(text.slice(range[1])));
     return mark;
-  }
-
-  function safeHttpUrl(value) {
-    // Article urls come from the archive: only plain web links, never javascript: and the like.
-    if (typeof value !== "string" || !value) return null;
-    try {
-      var url = new URL(value);
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-    } catch (e) {
-      return null;
-    }
   }
 
   // ---- conversation state, kept for the browser session -------------------------------
