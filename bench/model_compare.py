@@ -2,7 +2,7 @@
 data/articles with `QA_MODEL`, `qa-calibrate` on the tune questions, the reported sets scored as
 `qa-eval` scores them, and `/ask` over HTTP against a real `qa-serve` of that index.
 
-    python -m bench compare-models [--models all-MiniLM-L6-v2,all-mpnet-base-v2] [--publish]
+    python -m bench compare-models [--models all-MiniLM-L6-v2,all-mpnet-base-v2] [--at 100000] [--publish]
 
 Every model is calibrated on the same tune searches (the tune halves of `../shared/eval/` and
 its readers, and eval/extra.jsonl); the default model is also scored with its shipped calibration
@@ -11,6 +11,10 @@ embedding as `qa-ingest` reports it (85 chunks, torch), `/ask` p50 / p95 from on
 each reported question once after 30 tune questions to warm up (the search cache off; a searcher
 keeps the vectors of questions it has seen, so none is asked twice), and the serving process's
 resident memory after them.
+
+With `--at N`, also each model's serving costs at N chunks (`models-100k`): `bench latency` on a
+synthetic index of real SciFact sentences whose vectors are mixed from that model's own
+embeddings of SciFact passages (bench/common.py), one client.
 """
 
 from __future__ import annotations
@@ -109,6 +113,31 @@ def measure(model: str, work: Path, tune: Path) -> list[Column]:
     return [Column(f"{model}, shipped calibration", shipped, costs), Column(own, scored, None)]
 
 
+def at_scale(model: str, chunks: int, requests: int, work: Path) -> dict[str, Any]:
+    """`python -m bench latency` with `model` at `chunks`, one client: its row and the question
+    embedding's own time (ONNX, one and two threads)."""
+    results = work / f"latency-{model.replace('/', '_')}.json"
+    print(f"{model}: bench latency at {chunks:,} chunks", flush=True)
+    _run([sys.executable, "-m", "bench", "latency", "--sizes", str(chunks), "--clients", "1",
+          "--requests", str(requests), "--results", str(results)], model)
+    measured = json.loads(results.read_text())
+    [row] = [r for r in measured["latency"] if r["system"] == "ours"]
+    return {**row, "onnx_ms": [measured["query_embedding_ms"][f"onnx_{n}"] for n in (1, 2)]}
+
+
+def scale_table(rows: dict[str, dict[str, Any]]) -> str:
+    body = [[f"{model} (default)" if is_default_model(model) else model,
+             f"{r['p50_ms']:.1f} / {r['p95_ms']:.1f} / {r['p99_ms']:.1f}", f"{r['requests_per_s']:.1f}",
+             f"{r['rss_mb']:.0f}", f"{r['bytes_per_chunk']:,.0f}", " / ".join(f"{ms:.1f}" for ms in r["onnx_ms"])]
+            for model, r in rows.items()]
+    chunks, requests = next(iter(rows.values()))["chunks"], next(iter(rows.values()))["requests"]
+    return markdown_table(["`QA_MODEL`", "`/ask` p50 / p95 / p99 ms", "questions/s", "serving RSS MB", "bytes per chunk",
+                           "question embedding alone, ONNX, 1 / 2 threads, ms"], body) + (
+        f"\n\n{chunks:,} chunks, one client, {requests} SciFact claims: each row "
+        f"`QA_MODEL=… python -m bench latency --sizes {chunks} --clients 1 --requests {requests}`."
+    )
+
+
 def _alone(scores: dict[str, Any]) -> str:
     return f"{scores['confident_right']} / {scores['confident']}, {scores['coverage'] or 0:.3f}"
 
@@ -155,14 +184,21 @@ NOTE = (
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench compare-models", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated QA_MODEL values")
+    parser.add_argument("--at", type=int, metavar="CHUNKS", help="also each model's serving costs at this many chunks")
+    parser.add_argument("--requests", type=int, default=200, help="questions asked at --at (default 200)")
     add_publish_arguments(parser, "compare-models")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="qa-compare-models-") as scratch:
         work = Path(scratch)
         tune = write_tune_set(work / "tune.jsonl")
-        columns = [c for model in args.models.split(",") if model
-                   for c in measure(model, work, tune)]
-    print_and_publish(args, "compare-models", argv, [Table("models", table(columns), HEADING)])
+        models = [model for model in args.models.split(",") if model]
+        columns = [c for model in models for c in measure(model, work, tune)]
+        tables = [Table("models", table(columns), HEADING)]
+        if args.at:
+            scaled = {model: at_scale(model, args.at, args.requests, work) for model in models}
+            name = f"models-{args.at // 1000}k" if args.at % 1000 == 0 else f"models-{args.at}"
+            tables.append(Table(name, scale_table(scaled), HEADING))
+    print_and_publish(args, "compare-models", argv, tables)
     return 0
 
 

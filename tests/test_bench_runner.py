@@ -158,3 +158,18 @@ def test_models_side_by_side_table_puts_each_models_costs_once() -> None:
     assert "| all of them: confident right / confident | 6 / 7 = 0.86 |" in body  # follow-ups counted
     assert "| embedding passages (`qa-ingest`, 85 sample chunks, torch) | 26.5 chunks/s | same model | 4.0 chunks/s |" in body
     assert "each of the 108 reported questions once, search cache off | 20.5 / 31.0 ms | same model |" in body
+
+
+def test_models_at_scale_table_has_a_row_per_model_from_bench_latency_rows() -> None:
+    from bench.model_compare import scale_table
+
+    def row(p50: float, rss: float, onnx: list[float]) -> dict:
+        return {"system": "ours", "chunks": 100_000, "requests": 200, "p50_ms": p50, "p95_ms": p50 * 1.3,
+                "p99_ms": p50 * 1.5, "requests_per_s": 1000 / p50, "rss_mb": rss,
+                "bytes_per_chunk": rss * 2**20 / 100_000, "onnx_ms": onnx}
+
+    body = scale_table({"all-MiniLM-L6-v2": row(24.0, 400.4, [15.94, 16.2]),
+                        "all-mpnet-base-v2": row(95.0, 863.0, [69.1, 41.8])})
+    assert "| all-MiniLM-L6-v2 (default) | 24.0 / 31.2 / 36.0 | 41.7 | 400 | 4,198 | 15.9 / 16.2 |" in body
+    assert "| all-mpnet-base-v2 | 95.0 / 123.5 / 142.5 | 10.5 | 863 | 9,049 | 69.1 / 41.8 |" in body
+    assert "100,000 chunks, one client, 200 SciFact claims" in body
