@@ -130,7 +130,8 @@ def scale_table(rows: dict[str, dict[str, Any]]) -> str:
              f"{r['p50_ms']:.1f} / {r['p95_ms']:.1f} / {r['p99_ms']:.1f}", f"{r['requests_per_s']:.1f}",
              f"{r['rss_mb']:.0f}", f"{r['bytes_per_chunk']:,.0f}", " / ".join(f"{ms:.1f}" for ms in r["onnx_ms"])]
             for model, r in rows.items()]
-    chunks, requests = next(iter(rows.values()))["chunks"], next(iter(rows.values()))["requests"]
+    first = next(iter(rows.values()))
+    chunks, requests = first["chunks"], first["requests"]
     return markdown_table(["`QA_MODEL`", "`/ask` p50 / p95 / p99 ms", "questions/s", "serving RSS MB", "bytes per chunk",
                            "question embedding alone, ONNX, 1 / 2 threads, ms"], body) + (
         f"\n\n{chunks:,} chunks, one client, {requests} SciFact claims: each row "

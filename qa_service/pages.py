@@ -4,9 +4,10 @@ ask (`/admin`: the page holds no data; it asks for the admin token and fetches t
 
 All are static files in `qa_service/widget/`, read once when the router is built; the pages
 fetch their data from the API in the browser. The scripts' shared text helpers (`text.js`) are
-put in where each script says `// include: text.js`, so that the widget stays one file. Scripts are separate files rather than inline so
-the pages can send a Content-Security-Policy that forbids inline script: the article view
-shows archive text, and the policy is a second guard behind inserting it only as text.
+put in where each script says `// include: text.js`, so that the widget stays one file. Scripts
+are separate files rather than inline so the pages can send a Content-Security-Policy that
+forbids inline script: the article view shows archive text, and the policy is a second guard
+behind inserting it only as text.
 """
 
 from __future__ import annotations
